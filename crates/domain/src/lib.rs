@@ -1,0 +1,30 @@
+//! Sidekick's domain: pure types and rules, no IO.
+//!
+//! # Layout
+//! - [`ids`]: value types parsed once at the edge (`UserId`, `PhoneNumber`, `MessageSid`, …).
+//! - [`sealed`]: AES-256-GCM sealing of sensitive text under per-user data keys.
+//! - [`account`], [`conversation`]: the cqrs-es aggregates with their commands and events.
+//! - [`envelope`]: the event envelope on the bus, decoding, and subject partitions.
+//! - [`sms`]: GSM-7/UCS-2 segment counting, so replies fit in two texts.
+//! - [`intent`], [`places`]: the offline engine's understanding of what people text.
+//! - [`schema`]: JSON Schemas of every command and event.
+//!
+//! This crate must not depend on tokio, sqlx, NATS or HTTP: everything here is
+//! unit-testable in microseconds. IO that a command needs is a trait defined here and
+//! implemented elsewhere.
+
+pub mod account;
+pub mod conversation;
+pub mod envelope;
+pub mod ids;
+pub mod schema;
+pub mod sealed;
+
+pub use account::{Account, AccountCommand, AccountError, AccountEvent, Onboarding, SignupChannel};
+pub use conversation::{
+    Channel, Conversation, ConversationCommand, ConversationError, ConversationEvent, DeliveryStatus,
+    OutboundKind, SendVia,
+};
+pub use envelope::{partition_of, DomainEventKind, EventEnvelope};
+pub use ids::{mask_phone, MessageSid, ParseError, PhoneNumber, QuietHours, TimeOfDay, Timezone, UserId};
+pub use sealed::{DataKey, MasterKey, SealError, SealedText};
