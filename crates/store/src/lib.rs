@@ -1,1 +1,214 @@
-//! store
+//! Sidekick's PostgreSQL side: the event store (cqrs-es + postgres-es with our own
+//! snapshots), the outbox relay's reading end, per-user data keys, phone routing, API
+//! tokens, and read-model queries scoped to one user under row-level security.
+//!
+//! # Layout
+//! - [`db`]: connect (creating the database if missing) and migrate.
+//! - [`event_store`]: the cqrs-es `EventStore` with correct snapshots.
+//! - [`events`]: reading the log in commit-safe order, per user, per aggregate.
+//! - [`relay`]: the outbox relay loop, publishing through the [`relay::Outbox`] port.
+//! - [`keys`]: per-user data keys wrapped by the master key.
+//! - [`registry`]: phone → user, API tokens, unknown-sender limits, dead letters.
+//! - [`scoped`]: transactions that act as one user under row-level security.
+//! - [`sync`]: queries of the sync read model.
+//!
+//! This crate knows the domain and PostgreSQL only: never the bus or HTTP.
+
+pub mod db;
+mod error;
+pub mod event_store;
+pub mod events;
+pub mod keys;
+pub mod registry;
+pub mod relay;
+pub mod scoped;
+pub mod sync;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+use sidekick_domain::envelope::meta;
+use sidekick_domain::{
+    Account, AccountCommand, Conversation, ConversationCommand, DataKey, MasterKey, PhoneNumber,
+    SignupChannel, Timezone, UserId,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use error::{Result, StoreError};
+use event_store::SnapshotEventStore;
+pub use events::Cursor;
+
+/// How often an aggregate is snapshotted: a load reads at most this many events.
+pub const SNAPSHOT_EVERY: usize = 25;
+const MAX_CONFLICT_RETRIES: u32 = 12;
+
+/// Who caused a command and which conversation turn it belongs to; written as
+/// metadata on every event it produces.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandMeta {
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+}
+
+impl CommandMeta {
+    pub fn new() -> Self {
+        Self { correlation_id: Uuid::now_v7(), causation_id: None }
+    }
+
+    pub fn caused_by(event_id: Uuid, correlation_id: Option<Uuid>) -> Self {
+        Self { correlation_id: correlation_id.unwrap_or(event_id), causation_id: Some(event_id) }
+    }
+
+    fn to_map(self, user: UserId) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert(meta::USER_ID.to_string(), user.to_string());
+        m.insert(meta::CORRELATION_ID.to_string(), self.correlation_id.to_string());
+        if let Some(c) = self.causation_id {
+            m.insert(meta::CAUSATION_ID.to_string(), c.to_string());
+        }
+        m
+    }
+}
+
+impl Default for CommandMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct Inner {
+    pool: PgPool,
+    keys: keys::KeyRing,
+    accounts: CqrsFramework<Account, SnapshotEventStore<Account>>,
+    conversations: CqrsFramework<Conversation, SnapshotEventStore<Conversation>>,
+    account_loader: SnapshotEventStore<Account>,
+    conversation_loader: SnapshotEventStore<Conversation>,
+}
+
+/// The command side: executes commands on the user's aggregates and holds their keys.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    pub fn new(pool: PgPool, master: MasterKey) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                keys: keys::KeyRing::new(master),
+                accounts: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
+                conversations: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
+                account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                conversation_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                pool,
+            }),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        self.inner.keys.master()
+    }
+
+    pub async fn data_key(&self, user: UserId) -> Result<DataKey> {
+        self.inner.keys.get(&self.inner.pool, user).await
+    }
+
+    pub async fn execute_account(&self, user: UserId, command: AccountCommand, meta: CommandMeta) -> Result<()> {
+        execute_with_retry(&self.inner.accounts, user, command, meta).await
+    }
+
+    pub async fn execute_conversation(
+        &self,
+        user: UserId,
+        command: ConversationCommand,
+        meta: CommandMeta,
+    ) -> Result<()> {
+        execute_with_retry(&self.inner.conversations, user, command, meta).await
+    }
+
+    pub async fn account(&self, user: UserId) -> Result<Account> {
+        load(&self.inner.account_loader, user).await
+    }
+
+    pub async fn conversation(&self, user: UserId) -> Result<Conversation> {
+        load(&self.inner.conversation_loader, user).await
+    }
+
+    /// Signs a number up, or returns the user it already belongs to. Safe to repeat and
+    /// to race: the phone is reserved first, then the key made, then the account
+    /// registered (a no-op when it already is). Returns `(user, newly_registered)`.
+    pub async fn register(
+        &self,
+        phone: &PhoneNumber,
+        name: Option<&str>,
+        timezone: Option<Timezone>,
+        via: SignupChannel,
+        meta: CommandMeta,
+    ) -> Result<(UserId, bool)> {
+        let (user, _) = registry::reserve_phone(&self.inner.pool, phone).await?;
+        let key = self.inner.keys.ensure(&self.inner.pool, user).await?;
+        let was_registered = self.account(user).await?.is_registered();
+        if !was_registered {
+            let command = AccountCommand::RegisterAccount {
+                user_id: user,
+                phone: phone.clone(),
+                name: name.map(|n| key.seal(n)),
+                timezone,
+                via,
+                at: chrono::Utc::now(),
+            };
+            self.execute_account(user, command, meta).await?;
+        }
+        Ok((user, !was_registered))
+    }
+
+    pub async fn user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserId>> {
+        registry::user_by_phone(&self.inner.pool, phone).await
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.inner.pool).await?;
+        Ok(())
+    }
+}
+
+async fn load<A: Aggregate>(store: &SnapshotEventStore<A>, user: UserId) -> Result<A> {
+    let mut ctx = store.load_aggregate(&user.to_string()).await.map_err(error::from_aggregate)?;
+    Ok(std::mem::take(&mut ctx.aggregate))
+}
+
+/// Executes a command, retrying optimistic-lock conflicts with jittered backoff: the
+/// webhook, the assistant and the notifier all write to a user's Conversation.
+async fn execute_with_retry<A>(
+    cqrs: &CqrsFramework<A, SnapshotEventStore<A>>,
+    user: UserId,
+    command: A::Command,
+    meta: CommandMeta,
+) -> Result<()>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    let id = user.to_string();
+    let metadata = meta.to_map(user);
+    for attempt in 1..=MAX_CONFLICT_RETRIES {
+        match cqrs.execute_with_metadata(&id, command.clone(), metadata.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(AggregateError::AggregateConflict) => {
+                metrics::counter!("sidekick_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
+                let jitter = Uuid::new_v4().as_u128() as u64 % (2 + 3 * u64::from(attempt));
+                tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+            }
+            Err(e) => return Err(error::from_aggregate(e)),
+        }
+    }
+    Err(StoreError::Conflict { aggregate: A::TYPE, id, attempts: MAX_CONFLICT_RETRIES })
+}

@@ -1,0 +1,88 @@
+//! Connecting, creating the database when it is missing, and migrating.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use crate::error::{Result, StoreError};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Pool settings a role needs; everything else comes from the URL.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
+    }
+}
+
+/// Connects to `url`, creating its database first if it does not exist.
+pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Unavailable(format!("bad DATABASE_URL: {e}")))?
+        .log_statements(tracing::log::LevelFilter::Trace);
+    create_database_if_missing(&options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    match PgConnection::connect_with(options).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match sqlx::query(&sql).execute(&mut admin).await {
+        Ok(_) => tracing::info!(database = %name, "created database"),
+        // Another process created it at the same moment.
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let _ = admin.close().await;
+    Ok(())
+}
+
+/// Applies pending migrations. Safe when several processes start at once: sqlx takes
+/// an advisory lock for the duration.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+            other => StoreError::Corrupt(format!("migration failed: {other}")),
+        })
+}
+
+/// Drops a database (tests and benchmarks that made their own).
+pub async fn drop_database(url: &str) -> Result<()> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Unavailable(format!("bad DATABASE_URL: {e}")))?;
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    let mut admin = PgConnection::connect_with(&options.database("postgres")).await?;
+    let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", name.replace('"', "\"\""));
+    sqlx::query(&sql).execute(&mut admin).await?;
+    let _ = admin.close().await;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Reading the event store: in commit-safe order for the relay and replay, per user
+//! for audit, per aggregate for projectors filling a gap.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use sidekick_domain::envelope::meta;
+use sidekick_domain::{EventEnvelope, UserId};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+
+/// Where a reader of the commit-ordered log has got to: `(txid, position)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub txid: i64,
+    pub position: i64,
+}
+
+const COLUMNS: &str = "event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                       payload, metadata, position, (txid::text)::bigint AS txid, recorded_at";
+
+fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
+    let aggregate_id: String = row.try_get("aggregate_id")?;
+    let metadata: serde_json::Value = row.try_get("metadata")?;
+    let metadata: HashMap<String, String> = serde_json::from_value(metadata).unwrap_or_default();
+    let user_id = UserId::parse(&aggregate_id)
+        .or_else(|_| UserId::parse(metadata.get(meta::USER_ID).map(String::as_str).unwrap_or_default()))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let uuid_meta = |k: &str| metadata.get(k).and_then(|v| Uuid::parse_str(v).ok());
+    let version: String = row.try_get("event_version")?;
+    let cursor = Cursor { txid: row.try_get("txid")?, position: row.try_get("position")? };
+    Ok((
+        EventEnvelope {
+            event_id: row.try_get("event_id")?,
+            user_id,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id,
+            sequence: row.try_get("sequence")?,
+            position: cursor.position,
+            event_type: row.try_get("event_type")?,
+            event_version: version.parse().unwrap_or(1),
+            occurred_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
+            causation_id: uuid_meta(meta::CAUSATION_ID),
+            correlation_id: uuid_meta(meta::CORRELATION_ID),
+            payload: row.try_get("payload")?,
+        },
+        cursor,
+    ))
+}
+
+/// The next events after `after` whose transactions are all finished, in the order
+/// the relay publishes them. Rows of a transaction still running are not returned
+/// yet, and neither is anything after them, so nothing is ever skipped.
+pub async fn committed_after(pool: &PgPool, after: Cursor, limit: i64) -> Result<Vec<(EventEnvelope, Cursor)>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events
+          WHERE (txid, position) > (($1::bigint)::text::xid8, $2)
+            AND txid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY txid, position
+          LIMIT $3"
+    );
+    let rows = sqlx::query(&sql).bind(after.txid).bind(after.position).bind(limit).fetch_all(pool).await?;
+    rows.iter().map(envelope).collect()
+}
+
+/// Whether events exist past `after` that a running transaction still hides.
+pub async fn pending_after(pool: &PgPool, after: Cursor) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE (txid, position) > (($1::bigint)::text::xid8, $2))",
+    )
+    .bind(after.txid)
+    .bind(after.position)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// One aggregate's events with `from <= sequence <= to`, in order (gap filling).
+pub async fn aggregate_range(
+    conn: &mut sqlx::PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<EventEnvelope>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4
+          ORDER BY sequence"
+    );
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(aggregate_id).bind(from).bind(to).fetch_all(conn).await?;
+    rows.iter().map(|r| envelope(r).map(|(e, _)| e)).collect()
+}
+
+/// A user's whole history in commit order (audit).
+pub async fn for_user(pool: &PgPool, user: UserId, since: Option<DateTime<Utc>>) -> Result<Vec<EventEnvelope>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events
+          WHERE aggregate_id = $1 AND ($2::timestamptz IS NULL OR recorded_at >= $2)
+          ORDER BY txid, position"
+    );
+    let rows = sqlx::query(&sql).bind(user.to_string()).bind(since).fetch_all(pool).await?;
+    rows.iter().map(|r| envelope(r).map(|(e, _)| e)).collect()
+}
+
+/// Every event in commit order, streamed (replay). Only finished transactions.
+pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY txid, position"
+        )
+    });
+    sqlx::query(SQL.as_str())
+        .fetch(pool)
+        .map_err(StoreError::from)
+        .and_then(|row| async move { envelope(&row).map(|(e, _)| e) })
+        .boxed()
+}
+
+pub async fn count(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
+}

@@ -1,0 +1,158 @@
+//! The outbox relay: tails the event table in commit-safe order and hands each event
+//! to the bus, then advances its cursor.
+//!
+//! Guarantees and why:
+//! - *Never skips.* `position` is assigned at INSERT and commits land out of order, so
+//!   the relay reads by `(txid, position)` and only transactions older than every
+//!   running one (`txid < pg_snapshot_xmin(pg_current_snapshot())`). A transaction
+//!   still open holds back everything after it until it ends.
+//! - *Per-user order.* An aggregate's next event is inserted only after the previous
+//!   one committed (optimistic locking), so its transaction id is larger.
+//! - *At least once.* The cursor moves only after the bus acknowledged the batch. A
+//!   crash in between republishes; the bus deduplicates by event id (`Nats-Msg-Id`)
+//!   and every consumer is idempotent anyway.
+//! - *One relay at a time.* A session advisory lock elects the active relay; others wait.
+//! - *Prompt.* A trigger NOTIFYs on commit; the relay LISTENs, with a slow poll as a net.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sidekick_domain::EventEnvelope;
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgPool};
+
+use crate::error::Result;
+use crate::events::{self, Cursor};
+
+/// Where the relay delivers events (the bus, in production).
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Publishes the batch in order; returns once every event is acknowledged.
+    async fn publish(&self, batch: &[EventEnvelope]) -> std::result::Result<(), String>;
+}
+
+pub struct Relay {
+    pool: PgPool,
+    name: String,
+    batch: i64,
+}
+
+const LOCK_KEY: i64 = 0x5349_4445_4b49_434b; // "SIDEKICK"
+
+impl Relay {
+    pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
+        Self { pool, name: name.into(), batch: 500 }
+    }
+
+    pub async fn cursor(&self) -> Result<Cursor> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT (txid::text)::bigint, position FROM relay_cursor WHERE name = $1")
+                .bind(&self.name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(txid, position)| Cursor { txid, position }).unwrap_or_default())
+    }
+
+    async fn save_cursor(&self, c: Cursor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO relay_cursor (name, txid, position) VALUES ($1, ($2::bigint)::text::xid8, $3)
+             ON CONFLICT (name) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
+        )
+        .bind(&self.name)
+        .bind(c.txid)
+        .bind(c.position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Publishes everything committed so far; returns how many events went out.
+    /// Tests call this to drain the relay step by step.
+    pub async fn pump(&self, outbox: &dyn Outbox) -> Result<usize> {
+        let (_, n) = self.pump_from(self.cursor().await?, outbox).await?;
+        Ok(n)
+    }
+
+    async fn pump_from(&self, mut cursor: Cursor, outbox: &dyn Outbox) -> Result<(Cursor, usize)> {
+        let mut total = 0;
+        loop {
+            let batch = events::committed_after(&self.pool, cursor, self.batch).await?;
+            let Some((_, last)) = batch.last() else { return Ok((cursor, total)) };
+            let last = *last;
+            let envelopes: Vec<EventEnvelope> = batch.into_iter().map(|(e, _)| e).collect();
+            if let Err(e) = outbox.publish(&envelopes).await {
+                metrics::counter!("sidekick_relay_publish_errors_total").increment(1);
+                return Err(crate::StoreError::Unavailable(format!("bus: {e}")));
+            }
+            if let Some(newest) = envelopes.last() {
+                let lag = (chrono::Utc::now() - newest.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                metrics::gauge!("sidekick_relay_lag_seconds").set(lag.max(0.0));
+                metrics::histogram!("sidekick_relay_lag_seconds_hist").record(lag.max(0.0));
+            }
+            metrics::counter!("sidekick_relay_published_total").increment(envelopes.len() as u64);
+            total += envelopes.len();
+            self.save_cursor(last).await?;
+            cursor = last;
+        }
+    }
+
+    /// Runs until `shutdown` resolves: waits for leadership, then pumps on every commit.
+    pub async fn run(self, outbox: &dyn Outbox, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let leader = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = self.lead(outbox) => r,
+            };
+            match leader {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay interrupted; retrying");
+                }
+            }
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    async fn lead(&self, outbox: &dyn Outbox) -> Result<()> {
+        // The lock lives as long as this connection: if the process dies, it is released.
+        let mut lock_conn = self.pool.acquire().await?.detach();
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .fetch_one(&mut lock_conn)
+                .await?;
+            if got {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tracing::info!(relay = %self.name, "relay is active");
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen("sidekick_events").await?;
+        let result = async {
+            let mut cursor = self.cursor().await?;
+            loop {
+                cursor = self.pump_from(cursor, outbox).await?.0;
+                // A running transaction may hide committed events behind it; it sends
+                // no notification when it ends, so look again soon.
+                let wait = if events::pending_after(&self.pool, cursor).await? {
+                    Duration::from_millis(5)
+                } else {
+                    Duration::from_secs(1)
+                };
+                match tokio::time::timeout(wait, listener.recv()).await {
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                }
+            }
+        }
+        .await;
+        let _ = lock_conn.close().await;
+        result
+    }
+}

@@ -1,0 +1,31 @@
+//! Read-model access scoped to one user.
+//!
+//! Every read-model query runs in a transaction that switches to the `sidekick_app`
+//! role and sets `sidekick.user_id`; row-level security then shows that user's rows
+//! and nothing else. A transaction that skips this sees no rows at all (policies
+//! compare with an unset setting), which is the second wall behind the queries' own
+//! `WHERE user_id = …`.
+
+use sidekick_domain::UserId;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::error::Result;
+
+pub type UserTx = Transaction<'static, Postgres>;
+
+/// Begins a transaction acting as `user` under row-level security.
+pub async fn begin_as(pool: &PgPool, user: UserId) -> Result<UserTx> {
+    let mut tx = pool.begin().await?;
+    act_as(&mut tx, user).await?;
+    Ok(tx)
+}
+
+/// Switches an open transaction to act as `user` (after any system-level reads).
+pub async fn act_as(tx: &mut UserTx, user: UserId) -> Result<()> {
+    sqlx::query("SET LOCAL ROLE sidekick_app").execute(&mut **tx).await?;
+    sqlx::query("SELECT set_config('sidekick.user_id', $1, true)")
+        .bind(user.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
