@@ -1,5 +1,8 @@
 //! The Twilio client against the fake Twilio, over real HTTP on loopback.
 
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use sidekick_integrations::twilio::{

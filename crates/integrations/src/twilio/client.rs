@@ -309,10 +309,15 @@ impl TwilioClient {
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            let failure = match self.attempt(form.clone()).await {
+            let (reason, retry_after) = match self.attempt(form.clone()).await {
                 Ok(sent) => {
                     tracing::Span::current().record("sid", sent.sid.as_str());
-                    tracing::debug!(attempt, status = %sent.status, segments = ?sent.num_segments, "Twilio queued the message");
+                    tracing::debug!(
+                        attempt,
+                        status = %sent.status,
+                        segments = ?sent.num_segments,
+                        "Twilio queued the message"
+                    );
                     return Ok(sent);
                 }
                 Err(Failure::Final(error)) => return Err(error),
@@ -321,7 +326,6 @@ impl TwilioClient {
                     retry_after,
                 }) => (reason, retry_after),
             };
-            let (reason, retry_after) = failure;
             if attempt >= max_attempts {
                 return Err(TwilioError::Unavailable {
                     attempts: attempt,
@@ -329,7 +333,13 @@ impl TwilioClient {
                 });
             }
             let delay = self.retry.delay_before(attempt, retry_after);
-            tracing::warn!(attempt, max_attempts, delay_ms = delay.as_millis() as u64, %reason, "Twilio send failed; retrying");
+            tracing::warn!(
+                attempt,
+                max_attempts,
+                delay_ms = delay.as_millis() as u64,
+                %reason,
+                "Twilio send failed; retrying"
+            );
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -625,6 +635,7 @@ impl TwilioProblem {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
 
