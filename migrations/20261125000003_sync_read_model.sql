@@ -72,3 +72,17 @@ BEGIN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO sidekick_app', t);
     END LOOP;
 END $$;
+
+-- Delivery statuses only move forward: Twilio's callbacks can arrive out of order.
+CREATE FUNCTION sidekick_status_rank(status text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE status
+        WHEN 'received'    THEN 0
+        WHEN 'queued'      THEN 1
+        WHEN 'sending'     THEN 2
+        WHEN 'sent'        THEN 3
+        WHEN 'undelivered' THEN 4
+        WHEN 'failed'      THEN 4
+        WHEN 'delivered'   THEN 5
+        WHEN 'read'        THEN 6
+        ELSE 0 END
+$$;

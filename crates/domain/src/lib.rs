@@ -28,3 +28,4 @@ pub use conversation::{
 pub use envelope::{partition_of, DomainEventKind, EventEnvelope};
 pub use ids::{mask_phone, MessageSid, ParseError, PhoneNumber, QuietHours, TimeOfDay, Timezone, UserId};
 pub use sealed::{DataKey, MasterKey, SealError, SealedText};
+pub use cqrs_es::Aggregate;

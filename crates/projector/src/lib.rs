@@ -1,1 +1,144 @@
-//! projector
+//! Projectors: fold committed events into read models in PostgreSQL.
+//!
+//! Each projection keeps a checkpoint per aggregate (the last sequence it applied) in
+//! the same transaction as its writes, which gives three guarantees:
+//! - a redelivered event (sequence ≤ checkpoint) changes nothing;
+//! - an event that arrives after a gap (sequence > checkpoint + 1, e.g. JetStream lost
+//!   data or a redelivery overtook) first applies the missing events, read from the
+//!   event store, so the read model never skips;
+//! - a crash mid-way leaves either all of an event's effects or none.
+//!
+//! Writes run as the event's user under row-level security ([`sidekick_store::scoped`]).
+//! After each commit a live-update ping goes out on `ui.<user>`.
+//!
+//! # Layout
+//! - [`sync`]: the sync read model (profiles for routing and display, the timeline).
+//! - [`replay`]: rebuilding read models from the event store.
+//! - [`worker`]: the bus handler that runs projections on delivered events.
+
+pub mod replay;
+pub mod sync;
+pub mod worker;
+
+use async_trait::async_trait;
+use sidekick_domain::{DomainEventKind, EventEnvelope};
+use sidekick_store::scoped::{act_as, UserTx};
+use sidekick_store::{events, Result, StoreError};
+use sqlx::PgPool;
+
+/// What changed, for the live dashboard (`ui.<user>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UiChange {
+    pub resource: &'static str,
+    pub id: Option<String>,
+}
+
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the `--projection` argument of `replay`.
+    fn name(&self) -> &'static str;
+    /// Read-model tables this projection owns (emptied by a full replay).
+    fn tables(&self) -> &'static [&'static str];
+    fn wants(&self, aggregate_type: &str) -> bool;
+    /// Applies one event inside the user's transaction.
+    async fn apply(&self, tx: &mut UserTx, event: &EventEnvelope, decoded: &DomainEventKind) -> Result<Vec<UiChange>>;
+}
+
+/// What projecting one event did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Events applied (the event itself plus any gap filled before it); 0 for a repeat.
+    pub events: usize,
+    pub changes: Vec<UiChange>,
+}
+
+async fn checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM projection_checkpoints
+          WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE",
+    )
+    .bind(projection)
+    .bind(&e.aggregate_type)
+    .bind(&e.aggregate_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+async fn save_checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, aggregate_type, aggregate_id, user_id, sequence)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET sequence = excluded.sequence",
+    )
+    .bind(projection)
+    .bind(&e.aggregate_type)
+    .bind(&e.aggregate_id)
+    .bind(e.user_id.as_uuid())
+    .bind(e.sequence)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn decode(e: &EventEnvelope) -> Result<DomainEventKind> {
+    e.decode().map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+/// Applies `event` (and any gap before it) inside `tx`, which must already act as the
+/// event's user. Used by the live worker and by replay alike.
+pub async fn apply_in(pool: &PgPool, tx: &mut UserTx, p: &dyn Projection, event: &EventEnvelope) -> Result<Applied> {
+    if !p.wants(&event.aggregate_type) {
+        return Ok(Applied::default());
+    }
+    let last = checkpoint(tx, p.name(), event).await?;
+    if event.sequence <= last {
+        return Ok(Applied::default());
+    }
+    let mut pending = Vec::new();
+    if event.sequence > last + 1 {
+        // Events are immutable once committed, and the aggregate's earlier events
+        // committed before this one was written, so the event store has them all.
+        let mut conn = pool.acquire().await?;
+        pending = events::aggregate_range(&mut conn, &event.aggregate_type, &event.aggregate_id, last + 1, event.sequence - 1)
+            .await?;
+        if pending.len() as i64 != event.sequence - 1 - last {
+            return Err(StoreError::Corrupt(format!(
+                "gap before {}#{} could not be filled from the event store",
+                event.aggregate_id, event.sequence
+            )));
+        }
+        metrics::counter!("sidekick_projection_gaps_filled_total", "projection" => p.name()).increment(pending.len() as u64);
+        tracing::info!(projection = p.name(), aggregate_id = %event.aggregate_id, filled = pending.len(), "filled a sequence gap from the event store");
+    }
+    pending.push(event.clone());
+    let mut applied = Applied::default();
+    for e in &pending {
+        let decoded = decode(e)?;
+        applied.changes.extend(p.apply(tx, e, &decoded).await?);
+        applied.events += 1;
+    }
+    save_checkpoint(tx, p.name(), event).await?;
+    Ok(applied)
+}
+
+/// Projects one delivered event in its own transaction.
+pub async fn project(pool: &PgPool, p: &dyn Projection, event: &EventEnvelope) -> Result<Applied> {
+    if !p.wants(&event.aggregate_type) {
+        return Ok(Applied::default());
+    }
+    let mut tx = pool.begin().await?;
+    act_as(&mut tx, event.user_id).await?;
+    let applied = apply_in(pool, &mut tx, p, event).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Every projection this build has, by name.
+pub fn all() -> Vec<Box<dyn Projection>> {
+    vec![Box::new(sync::SyncProjection)]
+}
+
+pub fn by_name(name: &str) -> Option<Box<dyn Projection>> {
+    all().into_iter().find(|p| p.name() == name)
+}

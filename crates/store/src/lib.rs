@@ -23,6 +23,7 @@ pub mod registry;
 pub mod relay;
 pub mod scoped;
 pub mod sync;
+pub mod testing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
