@@ -1,1 +1,20 @@
-//! assistant
+//! The conversation engine and the outbound side.
+//!
+//! # Layout
+//! - [`engine`]: the model-provider port ([`engine::ModelProvider`]): a turn in, a reply
+//!   and actions out. Providers never write anything themselves.
+//! - [`offline`]: the deterministic offline engine, the first provider and the fallback.
+//! - [`copy`]: every fixed message Sidekick sends, in one place, written for ADHD.md.
+//! - [`worker`]: the assistant role: per-user lanes, debouncing bursts into one turn,
+//!   executing the turn's actions and queueing its reply.
+//! - [`notifier`]: the notifier role: sends queued replies through Twilio, paced and
+//!   prioritised, at most once each.
+//!
+//! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
+//! through commands on the user's aggregates (`sidekick-store`).
+
+pub mod copy;
+pub mod engine;
+pub mod notifier;
+pub mod offline;
+pub mod worker;

@@ -97,7 +97,8 @@ pub enum Onboarding {
 pub struct Account {
     pub user_id: Option<UserId>,
     pub phone: Option<PhoneNumber>,
-    pub has_name: bool,
+    /// Sealed: the aggregate never sees the plaintext name.
+    pub name: Option<SealedText>,
     pub timezone: Timezone,
     pub timezone_confirmed: bool,
     pub quiet_hours: QuietHours,
@@ -110,7 +111,7 @@ impl Account {
     }
 
     pub fn onboarding(&self) -> Onboarding {
-        if !self.has_name {
+        if self.name.is_none() {
             Onboarding::NeedsName
         } else if !self.timezone_confirmed {
             Onboarding::NeedsTimezone
@@ -199,7 +200,7 @@ impl Aggregate for Account {
                 self.timezone = timezone;
                 self.quiet_hours = quiet_hours;
             }
-            E::NameSet { .. } => self.has_name = true,
+            E::NameSet { name } => self.name = Some(name),
             E::TimezoneSet { timezone } => {
                 self.timezone = timezone;
                 self.timezone_confirmed = true;

@@ -41,8 +41,10 @@ impl Channel {
 pub enum OutboundKind {
     /// A direct answer to something the user just said: sent first.
     Reply,
-    /// Required by carriers or sign-in (consent, opt-out confirmation, codes).
+    /// Required by carriers or sign-in (consent, HELP, codes).
     System,
+    /// The one message carriers allow after an opt-out: its confirmation.
+    OptOutConfirmation,
     /// A reminder the user set.
     Reminder,
     /// Something Sidekick decided to say on its own.
@@ -54,7 +56,7 @@ impl OutboundKind {
     pub fn priority(&self) -> u8 {
         match self {
             Self::Reply => 0,
-            Self::System => 1,
+            Self::System | Self::OptOutConfirmation => 1,
             Self::Reminder => 2,
             Self::Nudge => 3,
         }

@@ -17,8 +17,11 @@ pub mod account;
 pub mod conversation;
 pub mod envelope;
 pub mod ids;
+pub mod intent;
+pub mod places;
 pub mod schema;
 pub mod sealed;
+pub mod sms;
 
 pub use account::{Account, AccountCommand, AccountError, AccountEvent, Onboarding, SignupChannel};
 pub use conversation::{

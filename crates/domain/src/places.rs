@@ -378,6 +378,15 @@ const PLACES: &[(&str, Tz)] = &[
     ("las vegas", America::Los_Angeles),
     ("vegas", America::Los_Angeles),
     ("anchorage", America::Anchorage),
+    // Smaller namesakes, when the writer says which one they mean.
+    ("portland oregon", America::Los_Angeles),
+    ("portland maine", America::New_York),
+    ("birmingham alabama", America::Chicago),
+    ("panama city florida", America::Chicago),
+    ("london ontario", America::Toronto),
+    ("kingston ontario", America::Toronto),
+    ("perth scotland", Europe::London),
+    ("san jose costa rica", America::Costa_Rica),
     ("honolulu", Pacific::Honolulu),
     // United States: states wholly or almost wholly in one zone.
     ("california", America::Los_Angeles),
@@ -779,6 +788,9 @@ mod tests {
             ("auckland nz", Some(Pacific::Auckland)),
             ("we just moved to Denver last year", Some(America::Denver)),
             ("I'm in central London", Some(Europe::London)),
+            ("London, Ontario", Some(America::Toronto)),
+            ("Portland, Maine", Some(America::New_York)),
+            ("I'm in the UK", Some(Europe::London)),
             ("Arizona", Some(America::Phoenix)),
             ("Ireland", Some(Europe::Dublin)),
             // Not places, or not one zone: ask again rather than guess.

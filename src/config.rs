@@ -1,0 +1,217 @@
+//! Configuration: environment variables (12-factor), optionally `sidekick.toml` with
+//! the same keys in lower case. Secrets are redacted from `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use sidekick_domain::MasterKey;
+
+const KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "NATS_URL",
+    "SIDEKICK_HTTP_ADDR",
+    "SIDEKICK_PUBLIC_URL",
+    "SIDEKICK_DATA_DIR",
+    "SIDEKICK_MASTER_KEY",
+    "SIDEKICK_NAMESPACE",
+    "SIDEKICK_PARTITIONS",
+    "SIDEKICK_SIGNUP",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE",
+    "TWILIO_MAX_MPS",
+    "SIDEKICK_LLM",
+    "SIDEKICK_LOG_FORMAT",
+];
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub database_url: String,
+    pub nats_url: String,
+    pub sidekick_http_addr: SocketAddr,
+    pub sidekick_public_url: String,
+    pub sidekick_data_dir: Option<PathBuf>,
+    pub sidekick_master_key: Option<String>,
+    pub sidekick_namespace: String,
+    pub sidekick_partitions: u32,
+    pub sidekick_signup: String,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub twilio_from_number: Option<String>,
+    pub twilio_messaging_service_sid: Option<String>,
+    pub twilio_api_base: String,
+    pub twilio_max_mps: f64,
+    pub sidekick_llm: Option<String>,
+    pub sidekick_log_format: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/sidekick".into(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            sidekick_http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            sidekick_public_url: "http://127.0.0.1:8080".into(),
+            sidekick_data_dir: None,
+            sidekick_master_key: None,
+            sidekick_namespace: "sidekick".into(),
+            sidekick_partitions: 16,
+            sidekick_signup: "open".into(),
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from_number: None,
+            twilio_messaging_service_sid: None,
+            twilio_api_base: "https://api.twilio.com".into(),
+            twilio_max_mps: 1.0,
+            sidekick_llm: None,
+            sidekick_log_format: None,
+        }
+    }
+}
+
+fn redact(v: &Option<String>) -> &'static str {
+    if v.is_some() {
+        "<set>"
+    } else {
+        "<unset>"
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("nats_url", &self.nats_url)
+            .field("http_addr", &self.sidekick_http_addr)
+            .field("public_url", &self.sidekick_public_url)
+            .field("namespace", &self.sidekick_namespace)
+            .field("partitions", &self.sidekick_partitions)
+            .field("signup", &self.sidekick_signup)
+            .field("master_key", &redact(&self.sidekick_master_key))
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &redact(&self.twilio_auth_token))
+            .field("twilio_api_base", &self.twilio_api_base)
+            .field("twilio_max_mps", &self.twilio_max_mps)
+            .finish()
+    }
+}
+
+/// Hides a password in a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Config {
+    pub fn load() -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if Path::new("sidekick.toml").exists() {
+            figment = figment.merge(Toml::file("sidekick.toml"));
+        }
+        let config: Config = figment
+            .merge(Env::raw().only(KEYS).map(|k| k.as_str().to_ascii_lowercase().into()))
+            .extract()
+            .context("configuration is invalid (check the SIDEKICK_*, TWILIO_* and DATABASE_URL variables)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !matches!(self.sidekick_signup.as_str(), "open" | "invite") {
+            bail!("SIDEKICK_SIGNUP must be 'open' or 'invite', not {:?}", self.sidekick_signup);
+        }
+        if !(1..=1024).contains(&self.sidekick_partitions) {
+            bail!("SIDEKICK_PARTITIONS must be between 1 and 1024");
+        }
+        if self.twilio_max_mps < 0.0 {
+            bail!("TWILIO_MAX_MPS must be 0 (no pacing) or more");
+        }
+        sidekick_bus::Namespace::parse(&self.sidekick_namespace).map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.sidekick_public_url.trim_end_matches('/').to_string()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.sidekick_data_dir
+            .clone()
+            .or_else(|| dirs::data_dir().map(|d| d.join("sidekick")))
+            .unwrap_or_else(|| PathBuf::from(".sidekick"))
+    }
+
+    /// The master key from the environment, else the development key in the data
+    /// directory (generated on first use, with a warning).
+    pub fn master_key(&self) -> Result<MasterKey> {
+        if let Some(k) = &self.sidekick_master_key {
+            return MasterKey::from_base64(k).map_err(|_| anyhow::anyhow!("SIDEKICK_MASTER_KEY must be 32 bytes, base64"));
+        }
+        let path = self.data_dir().join("master.key");
+        let text = read_or_create_secret(&path, || MasterKey::generate().to_base64(), "master key")?;
+        MasterKey::from_base64(&text).map_err(|_| anyhow::anyhow!("{} is not a valid key; delete it only if you have no data", path.display()))
+    }
+
+    /// The Twilio auth token, else a development token kept in the data directory.
+    pub fn twilio_auth_token(&self) -> Result<(String, bool)> {
+        if let Some(t) = &self.twilio_auth_token {
+            return Ok((t.clone(), false));
+        }
+        let path = self.data_dir().join("twilio-dev-token");
+        let token = read_or_create_secret(&path, || uuid::Uuid::new_v4().simple().to_string(), "Twilio development token")?;
+        Ok((token, true))
+    }
+}
+
+fn read_or_create_secret(path: &Path, make: impl FnOnce() -> String, what: &str) -> Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(text.trim().to_string());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let value = make();
+    write_private(path, &value).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "generated a development {what}; production sets it explicitly");
+    Ok(value)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
+        let c = Config { twilio_auth_token: Some("tok123".into()), ..Config::default() };
+        assert!(!format!("{c:?}").contains("tok123"));
+    }
+}

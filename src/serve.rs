@@ -1,0 +1,216 @@
+//! `sidekick serve` and `sidekick migrate`: connect, set up, and run the roles.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sidekick_assistant::notifier::{Notifier, NotifierSettings, SmsSender};
+use sidekick_assistant::offline::OfflineEngine;
+use sidekick_assistant::worker::{AssistantWorker, TurnSettings};
+use sidekick_bus::{topology, Bus, Namespace};
+use sidekick_domain::EventEnvelope;
+use sidekick_integrations::twilio::{Sender, TwilioClient, TwilioConfig};
+use sidekick_projector::worker::ProjectorWorker;
+use sidekick_store::db::{self, PoolSettings};
+use sidekick_store::relay::{Outbox, Relay};
+use sidekick_store::Store;
+use sidekick_web::{AppState, SignupMode};
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{redact_url, Config};
+use crate::Role;
+
+pub async fn connect_db(config: &Config) -> Result<PgPool> {
+    let pool = db::connect(&config.database_url, &PoolSettings { max_connections: 32, ..Default::default() })
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach PostgreSQL at {} (is it running? see SERVICES.md / DATABASE_URL)",
+                redact_url(&config.database_url)
+            )
+        })?;
+    db::migrate(&pool).await.context("database migration failed")?;
+    Ok(pool)
+}
+
+pub async fn connect_bus(config: &Config) -> Result<Bus> {
+    let ns = Namespace::parse(&config.sidekick_namespace).map_err(anyhow::Error::msg)?;
+    let bus = Bus::connect(&config.nats_url, ns, config.sidekick_partitions)
+        .await
+        .with_context(|| format!("cannot reach NATS at {} (is nats-server running with -js?)", config.nats_url))?;
+    topology::apply(&bus).await.context("applying the JetStream topology from nats/ failed")?;
+    Ok(bus)
+}
+
+pub async fn migrate(config: &Config) -> Result<()> {
+    let pool = connect_db(config).await?;
+    connect_bus(config).await?;
+    pool.close().await;
+    println!("database and JetStream topology are up to date");
+    Ok(())
+}
+
+/// Publishes relayed events on the bus.
+struct BusOutbox(Bus);
+
+#[async_trait]
+impl Outbox for BusOutbox {
+    async fn publish(&self, batch: &[EventEnvelope]) -> std::result::Result<(), String> {
+        self.0.publish_events(batch).await.map_err(|e| e.to_string())
+    }
+}
+
+fn sms_sender(config: &Config, auth_token: &str) -> Result<SmsSender> {
+    let (Some(sid), false) = (&config.twilio_account_sid, config.twilio_auth_token.is_none()) else {
+        return Ok(SmsSender::Console);
+    };
+    let from = match (&config.twilio_messaging_service_sid, &config.twilio_from_number) {
+        (Some(ms), _) => Sender::MessagingService(ms.clone()),
+        (None, Some(n)) => Sender::From(n.clone()),
+        (None, None) => anyhow::bail!("TWILIO_ACCOUNT_SID is set: also set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
+    };
+    let client = TwilioClient::new(TwilioConfig::new(sid.clone(), auth_token, from).with_api_base(config.twilio_api_base.clone()))
+        .context("Twilio configuration is invalid")?;
+    Ok(SmsSender::Twilio(client))
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing work in flight");
+    token.cancel();
+}
+
+pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) -> Result<()> {
+    let roles: HashSet<Role> = if roles.contains(&Role::All) {
+        [Role::Web, Role::Relay, Role::Projector, Role::Assistant, Role::Notifier].into()
+    } else {
+        roles.into_iter().collect()
+    };
+    let pool = connect_db(&config).await?;
+    let bus = connect_bus(&config).await?;
+    let store = Store::new(pool.clone(), config.master_key()?);
+    let (auth_token, dev_token) = config.twilio_auth_token()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shutdown_signal(shutdown.clone()));
+    let mut tasks: JoinSet<Result<&'static str>> = JoinSet::new();
+
+    if roles.contains(&Role::Web) {
+        let listener = tokio::net::TcpListener::bind(config.sidekick_http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (SIDEKICK_HTTP_ADDR)", config.sidekick_http_addr))?;
+        let address = listener.local_addr()?;
+        let state = AppState {
+            store: store.clone(),
+            bus: bus.clone(),
+            twilio_auth_token: auth_token.clone(),
+            public_url: config.public_url(),
+            signup: if config.sidekick_signup == "invite" { SignupMode::Invite } else { SignupMode::Open },
+            metrics: metrics.clone(),
+        };
+        let router = sidekick_web::router(state);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            sidekick_web::serve(listener, router, async move { stop.cancelled().await }).await?;
+            Ok("web")
+        });
+        // One line people and scripts can rely on.
+        println!("sidekick listening on http://{address} (public URL {})", config.public_url());
+        if dev_token {
+            println!(
+                "no TWILIO_AUTH_TOKEN: webhooks verify with the development token in {} (`sidekick text` signs with it)",
+                config.data_dir().join("twilio-dev-token").display()
+            );
+        }
+    }
+    if roles.contains(&Role::Relay) {
+        let relay = Relay::new(pool.clone(), "events");
+        let outbox = BusOutbox(bus.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            relay.run(&outbox, async move { stop.cancelled().await }).await?;
+            Ok("relay")
+        });
+    }
+    if roles.contains(&Role::Projector) {
+        let worker = ProjectorWorker::new(pool.clone(), bus.clone(), sidekick_projector::all());
+        let (bus, stop) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            sidekick_bus::worker::run(bus, "projector", worker, stop).await?;
+            Ok("projector")
+        });
+    }
+    if roles.contains(&Role::Assistant) {
+        if config.sidekick_llm.as_deref().is_some_and(|l| l != "offline") {
+            tracing::warn!(llm = ?config.sidekick_llm, "model providers are not built yet; the offline engine answers");
+        }
+        let worker = AssistantWorker::new(store.clone(), Arc::new(OfflineEngine), TurnSettings::default());
+        let (bus, stop) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            sidekick_bus::worker::run(bus, "assistant", worker, stop).await?;
+            Ok("assistant")
+        });
+    }
+    if roles.contains(&Role::Notifier) {
+        let sender = sms_sender(&config, &auth_token)?;
+        if matches!(sender, SmsSender::Console) {
+            println!("no Twilio credentials: outbound texts are printed here and shown on the dashboard");
+        }
+        let settings = NotifierSettings { max_mps: config.twilio_max_mps, public_url: config.public_url(), concurrency: 16 };
+        let notifier = Notifier::new(store.clone(), sender, settings);
+        let (bus, stop) = (bus.clone(), shutdown.clone());
+        let consumer = notifier.clone();
+        tasks.spawn(async move {
+            sidekick_bus::worker::run(bus, "notifier", consumer, stop).await?;
+            Ok("notifier intake")
+        });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            notifier.run(stop).await;
+            Ok("notifier")
+        });
+    }
+
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(role)) => tracing::info!(role, "stopped"),
+            Ok(Err(e)) => {
+                tracing::error!(error = format!("{e:#}"), "a role failed; stopping the others");
+                failure.get_or_insert(e);
+                shutdown.cancel();
+            }
+            Err(e) => {
+                failure.get_or_insert(anyhow::anyhow!("a role panicked: {e}"));
+                shutdown.cancel();
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), bus.flush()).await;
+    pool.close().await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
