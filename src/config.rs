@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use sidekick_domain::MasterKey;
@@ -40,6 +40,7 @@ pub struct Config {
     pub sidekick_data_dir: Option<PathBuf>,
     pub sidekick_master_key: Option<String>,
     pub sidekick_namespace: String,
+    #[serde(deserialize_with = "number_or_text")]
     pub sidekick_partitions: u32,
     pub sidekick_signup: String,
     pub twilio_account_sid: Option<String>,
@@ -47,6 +48,7 @@ pub struct Config {
     pub twilio_from_number: Option<String>,
     pub twilio_messaging_service_sid: Option<String>,
     pub twilio_api_base: String,
+    #[serde(deserialize_with = "number_or_text")]
     pub twilio_max_mps: f64,
     pub sidekick_llm: Option<String>,
     pub sidekick_log_format: Option<String>,
@@ -73,6 +75,24 @@ impl Default for Config {
             sidekick_llm: None,
             sidekick_log_format: None,
         }
+    }
+}
+
+/// Numbers may come from TOML (a number) or the environment (text).
+fn number_or_text<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + serde::Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Number(T),
+        Text(String),
+    }
+    match Either::<T>::deserialize(d)? {
+        Either::Number(n) => Ok(n),
+        Either::Text(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number"))),
     }
 }
 
@@ -123,8 +143,14 @@ impl Config {
         if Path::new("sidekick.toml").exists() {
             figment = figment.merge(Toml::file("sidekick.toml"));
         }
+        // Environment values are taken as text: figment's own Env provider would read
+        // "+15551230001" as a number and lose the plus.
+        let env: std::collections::BTreeMap<String, String> = KEYS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| (k.to_ascii_lowercase(), v)))
+            .collect();
         let config: Config = figment
-            .merge(Env::raw().only(KEYS).map(|k| k.as_str().to_ascii_lowercase().into()))
+            .merge(Serialized::defaults(env))
             .extract()
             .context("configuration is invalid (check the SIDEKICK_*, TWILIO_* and DATABASE_URL variables)")?;
         config.validate()?;
