@@ -13,9 +13,9 @@ use crate::UsageError;
 async fn resolve_user(pool: &sqlx::PgPool, user: &str) -> Result<UserId> {
     if user.starts_with('+') {
         let phone = crate::users::parse_phone(user)?;
-        return registry::user_by_phone(pool, &phone)
-            .await?
-            .ok_or_else(|| UsageError(format!("no user has the number {}", phone.masked())).into());
+        return registry::user_by_phone(pool, &phone).await?.ok_or_else(|| {
+            UsageError(format!("no user has the number {}", phone.masked())).into()
+        });
     }
     UserId::parse(user).map_err(|e| UsageError(e.to_string()).into())
 }
@@ -38,16 +38,31 @@ fn unseal(v: &mut serde_json::Value, key: Option<&DataKey>) {
     }
 }
 
-pub async fn audit(config: &Config, user: &str, since: Option<&str>, json: bool, reveal: bool) -> Result<()> {
+pub async fn audit(
+    config: &Config,
+    user: &str,
+    since: Option<&str>,
+    json: bool,
+    reveal: bool,
+) -> Result<()> {
     let since = since
         .map(|s| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
-        .map_err(|e| UsageError(format!("--since must be RFC 3339 (e.g. 2026-11-24T18:00:00Z): {e}")))?;
+        .map_err(|e| {
+            UsageError(format!(
+                "--since must be RFC 3339 (e.g. 2026-11-24T18:00:00Z): {e}"
+            ))
+        })?;
     let pool = connect_db(config).await?;
     let user = resolve_user(&pool, user).await?;
     let key = if reveal {
         let store = Store::new(pool.clone(), config.master_key()?);
-        Some(store.data_key(user).await.context("cannot open this user's data (key destroyed?)")?)
+        Some(
+            store
+                .data_key(user)
+                .await
+                .context("cannot open this user's data (key destroyed?)")?,
+        )
     } else {
         None
     };
@@ -60,7 +75,12 @@ pub async fn audit(config: &Config, user: &str, since: Option<&str>, json: bool,
         if json {
             println!("{}", serde_json::to_string(&e)?);
         } else {
-            let body = e.payload.as_object().and_then(|m| m.values().next()).cloned().unwrap_or_default();
+            let body = e
+                .payload
+                .as_object()
+                .and_then(|m| m.values().next())
+                .cloned()
+                .unwrap_or_default();
             println!(
                 "{}  {:<12} #{:<5} {:<24} {}",
                 e.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
@@ -79,8 +99,11 @@ pub async fn replay(config: &Config, projection: &str, user: Option<&str>) -> Re
         sidekick_projector::all()
     } else {
         let names: Vec<&str> = sidekick_projector::all().iter().map(|p| p.name()).collect();
-        vec![sidekick_projector::by_name(projection)
-            .ok_or_else(|| UsageError(format!("unknown projection {projection:?}; choose one of {names:?} or all")))?]
+        vec![sidekick_projector::by_name(projection).ok_or_else(|| {
+            UsageError(format!(
+                "unknown projection {projection:?}; choose one of {names:?} or all"
+            ))
+        })?]
     };
     let pool = connect_db(config).await?;
     let user = match user {
@@ -89,9 +112,11 @@ pub async fn replay(config: &Config, projection: &str, user: Option<&str>) -> Re
     };
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} replaying [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} replaying [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let refs: Vec<&dyn Projection> = selected.iter().map(|p| p.as_ref()).collect();
     let started = std::time::Instant::now();
@@ -102,6 +127,10 @@ pub async fn replay(config: &Config, projection: &str, user: Option<&str>) -> Re
     .await?;
     bar.finish_and_clear();
     let names: Vec<&str> = refs.iter().map(|p| p.name()).collect();
-    println!("replayed {done} events into {} in {:.1?}", names.join(", "), started.elapsed());
+    println!(
+        "replayed {done} events into {} in {:.1?}",
+        names.join(", "),
+        started.elapsed()
+    );
     Ok(())
 }

@@ -92,7 +92,10 @@ where
     }
     match Either::<T>::deserialize(d)? {
         Either::Number(n) => Ok(n),
-        Either::Text(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number"))),
+        Either::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number"))),
     }
 }
 
@@ -147,19 +150,26 @@ impl Config {
         // "+15551230001" as a number and lose the plus.
         let env: std::collections::BTreeMap<String, String> = KEYS
             .iter()
-            .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| (k.to_ascii_lowercase(), v)))
+            .filter_map(|k| {
+                std::env::var(k)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (k.to_ascii_lowercase(), v))
+            })
             .collect();
-        let config: Config = figment
-            .merge(Serialized::defaults(env))
-            .extract()
-            .context("configuration is invalid (check the SIDEKICK_*, TWILIO_* and DATABASE_URL variables)")?;
+        let config: Config = figment.merge(Serialized::defaults(env)).extract().context(
+            "configuration is invalid (check the SIDEKICK_*, TWILIO_* and DATABASE_URL variables)",
+        )?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<()> {
         if !matches!(self.sidekick_signup.as_str(), "open" | "invite") {
-            bail!("SIDEKICK_SIGNUP must be 'open' or 'invite', not {:?}", self.sidekick_signup);
+            bail!(
+                "SIDEKICK_SIGNUP must be 'open' or 'invite', not {:?}",
+                self.sidekick_signup
+            );
         }
         if !(1..=1024).contains(&self.sidekick_partitions) {
             bail!("SIDEKICK_PARTITIONS must be between 1 and 1024");
@@ -186,11 +196,18 @@ impl Config {
     /// directory (generated on first use, with a warning).
     pub fn master_key(&self) -> Result<MasterKey> {
         if let Some(k) = &self.sidekick_master_key {
-            return MasterKey::from_base64(k).map_err(|_| anyhow::anyhow!("SIDEKICK_MASTER_KEY must be 32 bytes, base64"));
+            return MasterKey::from_base64(k)
+                .map_err(|_| anyhow::anyhow!("SIDEKICK_MASTER_KEY must be 32 bytes, base64"));
         }
         let path = self.data_dir().join("master.key");
-        let text = read_or_create_secret(&path, || MasterKey::generate().to_base64(), "master key")?;
-        MasterKey::from_base64(&text).map_err(|_| anyhow::anyhow!("{} is not a valid key; delete it only if you have no data", path.display()))
+        let text =
+            read_or_create_secret(&path, || MasterKey::generate().to_base64(), "master key")?;
+        MasterKey::from_base64(&text).map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not a valid key; delete it only if you have no data",
+                path.display()
+            )
+        })
     }
 
     /// The Twilio auth token, else a development token kept in the data directory.
@@ -199,7 +216,11 @@ impl Config {
             return Ok((t.clone(), false));
         }
         let path = self.data_dir().join("twilio-dev-token");
-        let token = read_or_create_secret(&path, || uuid::Uuid::new_v4().simple().to_string(), "Twilio development token")?;
+        let token = read_or_create_secret(
+            &path,
+            || uuid::Uuid::new_v4().simple().to_string(),
+            "Twilio development token",
+        )?;
         Ok((token, true))
     }
 }
@@ -209,7 +230,8 @@ fn read_or_create_secret(path: &Path, make: impl FnOnce() -> String, what: &str)
         return Ok(text.trim().to_string());
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let value = make();
     write_private(path, &value).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::warn!(path = %path.display(), "generated a development {what}; production sets it explicitly");
@@ -220,7 +242,11 @@ fn read_or_create_secret(path: &Path, make: impl FnOnce() -> String, what: &str)
 fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(value.as_bytes())
 }
 
@@ -235,9 +261,18 @@ mod tests {
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
-        let c = Config { twilio_auth_token: Some("tok123".into()), ..Config::default() };
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@h/db"),
+            "postgres://postgres@h/db"
+        );
+        let c = Config {
+            twilio_auth_token: Some("tok123".into()),
+            ..Config::default()
+        };
         assert!(!format!("{c:?}").contains("tok123"));
     }
 }

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "sidekick", version, about = "An SMS-first assistant for people with ADHD")]
+#[command(
+    name = "sidekick",
+    version,
+    about = "An SMS-first assistant for people with ADHD"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,9 +111,20 @@ async fn main() -> ExitCode {
         Command::Serve { roles } => serve::run(config, roles, metrics).await,
         Command::Migrate => serve::migrate(&config).await,
         Command::Users { command } => users::run(&config, command).await,
-        Command::Text { from, message, timeout } => text::run(&config, &from, &message, timeout).await,
-        Command::Replay { projection, user } => audit::replay(&config, &projection, user.as_deref()).await,
-        Command::Audit { user, since, json, reveal } => audit::audit(&config, &user, since.as_deref(), json, reveal).await,
+        Command::Text {
+            from,
+            message,
+            timeout,
+        } => text::run(&config, &from, &message, timeout).await,
+        Command::Replay { projection, user } => {
+            audit::replay(&config, &projection, user.as_deref()).await
+        }
+        Command::Audit {
+            user,
+            since,
+            json,
+            reveal,
+        } => audit::audit(&config, &user, since.as_deref(), json, reveal).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,15 +26,23 @@ use crate::config::{redact_url, Config};
 use crate::Role;
 
 pub async fn connect_db(config: &Config) -> Result<PgPool> {
-    let pool = db::connect(&config.database_url, &PoolSettings { max_connections: 32, ..Default::default() })
+    let pool = db::connect(
+        &config.database_url,
+        &PoolSettings {
+            max_connections: 32,
+            ..Default::default()
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot reach PostgreSQL at {} (is it running? see SERVICES.md / DATABASE_URL)",
+            redact_url(&config.database_url)
+        )
+    })?;
+    db::migrate(&pool)
         .await
-        .with_context(|| {
-            format!(
-                "cannot reach PostgreSQL at {} (is it running? see SERVICES.md / DATABASE_URL)",
-                redact_url(&config.database_url)
-            )
-        })?;
-    db::migrate(&pool).await.context("database migration failed")?;
+        .context("database migration failed")?;
     Ok(pool)
 }
 
@@ -42,8 +50,15 @@ pub async fn connect_bus(config: &Config) -> Result<Bus> {
     let ns = Namespace::parse(&config.sidekick_namespace).map_err(anyhow::Error::msg)?;
     let bus = Bus::connect(&config.nats_url, ns, config.sidekick_partitions)
         .await
-        .with_context(|| format!("cannot reach NATS at {} (is nats-server running with -js?)", config.nats_url))?;
-    topology::apply(&bus).await.context("applying the JetStream topology from nats/ failed")?;
+        .with_context(|| {
+            format!(
+                "cannot reach NATS at {} (is nats-server running with -js?)",
+                config.nats_url
+            )
+        })?;
+    topology::apply(&bus)
+        .await
+        .context("applying the JetStream topology from nats/ failed")?;
     Ok(bus)
 }
 
@@ -61,12 +76,18 @@ struct BusOutbox(Bus);
 #[async_trait]
 impl Outbox for BusOutbox {
     async fn publish(&self, batch: &[EventEnvelope]) -> std::result::Result<(), String> {
-        self.0.publish_events(batch).await.map_err(|e| e.to_string())
+        self.0
+            .publish_events(batch)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
 fn sms_sender(config: &Config, auth_token: &str) -> Result<SmsSender> {
-    let (Some(sid), false) = (&config.twilio_account_sid, config.twilio_auth_token.is_none()) else {
+    let (Some(sid), false) = (
+        &config.twilio_account_sid,
+        config.twilio_auth_token.is_none(),
+    ) else {
         return Ok(SmsSender::Console);
     };
     let from = match (&config.twilio_messaging_service_sid, &config.twilio_from_number) {
@@ -74,8 +95,11 @@ fn sms_sender(config: &Config, auth_token: &str) -> Result<SmsSender> {
         (None, Some(n)) => Sender::From(n.clone()),
         (None, None) => anyhow::bail!("TWILIO_ACCOUNT_SID is set: also set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
     };
-    let client = TwilioClient::new(TwilioConfig::new(sid.clone(), auth_token, from).with_api_base(config.twilio_api_base.clone()))
-        .context("Twilio configuration is invalid")?;
+    let client = TwilioClient::new(
+        TwilioConfig::new(sid.clone(), auth_token, from)
+            .with_api_base(config.twilio_api_base.clone()),
+    )
+    .context("Twilio configuration is invalid")?;
     Ok(SmsSender::Twilio(client))
 }
 
@@ -83,14 +107,15 @@ async fn shutdown_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -104,7 +129,14 @@ async fn shutdown_signal(token: CancellationToken) {
 
 pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) -> Result<()> {
     let roles: HashSet<Role> = if roles.contains(&Role::All) {
-        [Role::Web, Role::Relay, Role::Projector, Role::Assistant, Role::Notifier].into()
+        [
+            Role::Web,
+            Role::Relay,
+            Role::Projector,
+            Role::Assistant,
+            Role::Notifier,
+        ]
+        .into()
     } else {
         roles.into_iter().collect()
     };
@@ -119,14 +151,23 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     if roles.contains(&Role::Web) {
         let listener = tokio::net::TcpListener::bind(config.sidekick_http_addr)
             .await
-            .with_context(|| format!("cannot listen on {} (SIDEKICK_HTTP_ADDR)", config.sidekick_http_addr))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (SIDEKICK_HTTP_ADDR)",
+                    config.sidekick_http_addr
+                )
+            })?;
         let address = listener.local_addr()?;
         let state = AppState {
             store: store.clone(),
             bus: bus.clone(),
             twilio_auth_token: auth_token.clone(),
             public_url: config.public_url(),
-            signup: if config.sidekick_signup == "invite" { SignupMode::Invite } else { SignupMode::Open },
+            signup: if config.sidekick_signup == "invite" {
+                SignupMode::Invite
+            } else {
+                SignupMode::Open
+            },
             metrics: metrics.clone(),
         };
         let router = sidekick_web::router(state);
@@ -136,7 +177,10 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             Ok("web")
         });
         // One line people and scripts can rely on.
-        println!("sidekick listening on http://{address} (public URL {})", config.public_url());
+        println!(
+            "sidekick listening on http://{address} (public URL {})",
+            config.public_url()
+        );
         if dev_token {
             println!(
                 "no TWILIO_AUTH_TOKEN: webhooks verify with the development token in {} (`sidekick text` signs with it)",
@@ -149,7 +193,9 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         let outbox = BusOutbox(bus.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            relay.run(&outbox, async move { stop.cancelled().await }).await?;
+            relay
+                .run(&outbox, async move { stop.cancelled().await })
+                .await?;
             Ok("relay")
         });
     }
@@ -162,10 +208,18 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         });
     }
     if roles.contains(&Role::Assistant) {
-        if config.sidekick_llm.as_deref().is_some_and(|l| l != "offline") {
+        if config
+            .sidekick_llm
+            .as_deref()
+            .is_some_and(|l| l != "offline")
+        {
             tracing::warn!(llm = ?config.sidekick_llm, "model providers are not built yet; the offline engine answers");
         }
-        let worker = AssistantWorker::new(store.clone(), Arc::new(OfflineEngine), TurnSettings::default());
+        let worker = AssistantWorker::new(
+            store.clone(),
+            Arc::new(OfflineEngine),
+            TurnSettings::default(),
+        );
         let (bus, stop) = (bus.clone(), shutdown.clone());
         tasks.spawn(async move {
             sidekick_bus::worker::run(bus, "assistant", worker, stop).await?;
@@ -175,9 +229,15 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     if roles.contains(&Role::Notifier) {
         let sender = sms_sender(&config, &auth_token)?;
         if matches!(sender, SmsSender::Console) {
-            println!("no Twilio credentials: outbound texts are printed here and shown on the dashboard");
+            println!(
+                "no Twilio credentials: outbound texts are printed here and shown on the dashboard"
+            );
         }
-        let settings = NotifierSettings { max_mps: config.twilio_max_mps, public_url: config.public_url(), concurrency: 16 };
+        let settings = NotifierSettings {
+            max_mps: config.twilio_max_mps,
+            public_url: config.public_url(),
+            concurrency: 16,
+        };
         let notifier = Notifier::new(store.clone(), sender, settings);
         let (bus, stop) = (bus.clone(), shutdown.clone());
         let consumer = notifier.clone();
@@ -197,7 +257,10 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         match joined {
             Ok(Ok(role)) => tracing::info!(role, "stopped"),
             Ok(Err(e)) => {
-                tracing::error!(error = format!("{e:#}"), "a role failed; stopping the others");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "a role failed; stopping the others"
+                );
                 failure.get_or_insert(e);
                 shutdown.cancel();
             }

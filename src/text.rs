@@ -18,7 +18,13 @@ fn twiml_messages(xml: &str) -> Vec<String> {
     xml.split("<Message>")
         .skip(1)
         .filter_map(|part| part.split("</Message>").next())
-        .map(|m| m.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&"))
+        .map(|m| {
+            m.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
         .collect()
 }
 
@@ -27,12 +33,24 @@ pub async fn run(config: &Config, from: &str, message: &str, timeout: u64) -> Re
     let (token, _) = config.twilio_auth_token()?;
     let url = format!("{}/webhooks/twilio/sms", config.public_url());
     let params = vec![
-        ("AccountSid".to_string(), config.twilio_account_sid.clone().unwrap_or_else(|| "AC00000000000000000000000000000000".into())),
+        (
+            "AccountSid".to_string(),
+            config
+                .twilio_account_sid
+                .clone()
+                .unwrap_or_else(|| "AC00000000000000000000000000000000".into()),
+        ),
         ("Body".to_string(), message.to_string()),
         ("From".to_string(), phone.to_string()),
         ("MessageSid".to_string(), MessageSid::generate().to_string()),
         ("NumMedia".to_string(), "0".to_string()),
-        ("To".to_string(), config.twilio_from_number.clone().unwrap_or_else(|| "+15550000000".into())),
+        (
+            "To".to_string(),
+            config
+                .twilio_from_number
+                .clone()
+                .unwrap_or_else(|| "+15550000000".into()),
+        ),
     ];
     let signature = signature::compute(&token, &url, &params);
     let sent_at = chrono::Utc::now();
@@ -73,16 +91,23 @@ pub async fn run(config: &Config, from: &str, message: &str, timeout: u64) -> Re
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     loop {
         let replies = sync::replies_after(&pool, user, sent_at).await?;
-        let settled: Vec<_> = replies.iter().filter(|r| !matches!(r.status.as_str(), "queued" | "sending")).collect();
+        let settled: Vec<_> = replies
+            .iter()
+            .filter(|r| !matches!(r.status.as_str(), "queued" | "sending"))
+            .collect();
         if !settled.is_empty() {
             for r in settled {
-                let text = SealedText::from_stored(r.body_sealed.clone()).ok().and_then(|s| key.open(&s).ok());
+                let text = SealedText::from_stored(r.body_sealed.clone())
+                    .ok()
+                    .and_then(|s| key.open(&s).ok());
                 println!("{}", text.unwrap_or_else(|| "(unreadable)".into()));
             }
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("no reply within {timeout} s (is every role running? check `sidekick serve` logs)");
+            bail!(
+                "no reply within {timeout} s (is every role running? check `sidekick serve` logs)"
+            );
         }
         let wait = Duration::from_millis(250);
         match updates.as_mut() {
@@ -100,7 +125,8 @@ mod tests {
 
     #[test]
     fn inline_twiml_messages_are_read_back() {
-        let xml = r#"<?xml version="1.0"?><Response><Message>Text START &amp; go</Message></Response>"#;
+        let xml =
+            r#"<?xml version="1.0"?><Response><Message>Text START &amp; go</Message></Response>"#;
         assert_eq!(twiml_messages(xml), vec!["Text START & go".to_string()]);
         assert!(twiml_messages("<Response/>").is_empty());
     }

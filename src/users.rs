@@ -36,16 +36,33 @@ pub fn parse_phone(s: &str) -> Result<PhoneNumber> {
 
 pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
     match command {
-        UsersCommand::Add { phone, name, timezone } => {
+        UsersCommand::Add {
+            phone,
+            name,
+            timezone,
+        } => {
             let phone = parse_phone(&phone)?;
-            let timezone = timezone.map(|t| Timezone::parse(&t)).transpose().map_err(|e| UsageError(e.to_string()))?;
-            if name.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 80) {
+            let timezone = timezone
+                .map(|t| Timezone::parse(&t))
+                .transpose()
+                .map_err(|e| UsageError(e.to_string()))?;
+            if name
+                .as_deref()
+                .is_some_and(|n| n.trim().is_empty() || n.len() > 80)
+            {
                 return Err(UsageError("--name must be 1 to 80 characters".into()).into());
             }
             let pool = connect_db(config).await?;
             let store = Store::new(pool, config.master_key()?);
-            let (user, created) =
-                store.register(&phone, name.as_deref(), timezone, SignupChannel::Operator, CommandMeta::new()).await?;
+            let (user, created) = store
+                .register(
+                    &phone,
+                    name.as_deref(),
+                    timezone,
+                    SignupChannel::Operator,
+                    CommandMeta::new(),
+                )
+                .await?;
             println!("{user}");
             if !created {
                 eprintln!("{} was already registered", phone.masked());
@@ -65,7 +82,11 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             let phone = parse_phone(&phone)?;
             let pool = connect_db(config).await?;
             let Some(user) = registry::user_by_phone(&pool, &phone).await? else {
-                return Err(UsageError(format!("no user has the number {}; add it first with `sidekick users add`", phone.masked())).into());
+                return Err(UsageError(format!(
+                    "no user has the number {}; add it first with `sidekick users add`",
+                    phone.masked()
+                ))
+                .into());
             };
             println!("{}", registry::issue_token(&pool, user).await?);
         }

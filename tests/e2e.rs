@@ -29,7 +29,11 @@ struct App {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl App {
@@ -69,7 +73,16 @@ impl App {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let mut app = App { child, env, base, token: twilio.auth_token().to_string(), db_url, namespace, http: reqwest::Client::new(), latencies: vec![] };
+        let mut app = App {
+            child,
+            env,
+            base,
+            token: twilio.auth_token().to_string(),
+            db_url,
+            namespace,
+            http: reqwest::Client::new(),
+            latencies: vec![],
+        };
         let _ = token;
         app.wait_ready().await;
         app
@@ -100,7 +113,11 @@ impl App {
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "sidekick {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sidekick {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -108,7 +125,10 @@ impl App {
     async fn text(&mut self, from: &str, body: &str) -> String {
         let url = format!("{}/webhooks/twilio/sms", self.base);
         let params: Vec<(String, String)> = [
-            ("AccountSid", "AC0123456789abcdef0123456789abcdef".to_string()),
+            (
+                "AccountSid",
+                "AC0123456789abcdef0123456789abcdef".to_string(),
+            ),
             ("Body", body.to_string()),
             ("From", from.to_string()),
             ("MessageSid", MessageSid::generate().to_string()),
@@ -120,7 +140,14 @@ impl App {
         .collect();
         let sig = signature::compute(&self.token, &url, &params);
         let started = Instant::now();
-        let r = self.http.post(&url).header("X-Twilio-Signature", sig).form(&params).send().await.unwrap();
+        let r = self
+            .http
+            .post(&url)
+            .header("X-Twilio-Signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
         self.latencies.push(started.elapsed());
         assert_eq!(r.status(), 200, "webhook refused {body:?}");
         r.text().await.unwrap()
@@ -139,12 +166,25 @@ impl App {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let sig = signature::compute(&self.token, &url, &params);
-        let r = self.http.post(&url).header("X-Twilio-Signature", sig).form(&params).send().await.unwrap();
+        let r = self
+            .http
+            .post(&url)
+            .header("X-Twilio-Signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
 
     async fn api(&self, bearer: &str, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(bearer).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -155,9 +195,10 @@ impl App {
         loop {
             let (status, c) = self.api(token, "/api/conversation").await;
             assert_eq!(status, 200);
-            let settled = c["messages"]
-                .as_array()
-                .is_some_and(|m| m.iter().all(|m| m["status"] != "queued" && m["status"] != "sending"));
+            let settled = c["messages"].as_array().is_some_and(|m| {
+                m.iter()
+                    .all(|m| m["status"] != "queued" && m["status"] != "sending")
+            });
             if settled || Instant::now() > deadline {
                 return c;
             }
@@ -173,15 +214,27 @@ impl App {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "sidekick did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "sidekick did not stop after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        assert!(status.success(), "sidekick exited with {status} after SIGTERM");
-        let bus = sidekick_bus::Bus::connect("nats://127.0.0.1:4222", sidekick_bus::Namespace::parse(&self.namespace).unwrap(), 4)
+        assert!(
+            status.success(),
+            "sidekick exited with {status} after SIGTERM"
+        );
+        let bus = sidekick_bus::Bus::connect(
+            "nats://127.0.0.1:4222",
+            sidekick_bus::Namespace::parse(&self.namespace).unwrap(),
+            4,
+        )
+        .await
+        .unwrap();
+        sidekick_bus::topology::delete(&bus).await.unwrap();
+        sidekick_store::db::drop_database(&self.db_url)
             .await
             .unwrap();
-        sidekick_bus::topology::delete(&bus).await.unwrap();
-        sidekick_store::db::drop_database(&self.db_url).await.unwrap();
     }
 }
 
@@ -189,20 +242,36 @@ impl App {
 async fn next_to(twilio: &FakeTwilio, to: &str, after: usize) -> FakeMessage {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mine: Vec<FakeMessage> = twilio.messages().into_iter().filter(|m| m.to == to).collect();
+        let mine: Vec<FakeMessage> = twilio
+            .messages()
+            .into_iter()
+            .filter(|m| m.to == to)
+            .collect();
         if mine.len() > after {
             return mine[after].clone();
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no message #{} to {to}; got {:?}", after + 1, mine.iter().map(|m| &m.body).collect::<Vec<_>>());
+        assert!(
+            !left.is_zero(),
+            "no message #{} to {to}; got {:?}",
+            after + 1,
+            mine.iter().map(|m| &m.body).collect::<Vec<_>>()
+        );
         let seen: Vec<String> = mine.into_iter().map(|m| m.sid).collect();
         let to = to.to_string();
-        twilio.wait_for(move |m| m.to == to && !seen.contains(&m.sid), left).await;
+        twilio
+            .wait_for(move |m| m.to == to && !seen.contains(&m.sid), left)
+            .await;
     }
 }
 
 fn bodies(conversation: &Value) -> Vec<String> {
-    conversation["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap_or_default().to_string()).collect()
+    conversation["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,26 +280,59 @@ async fn two_people_text_sidekick_end_to_end() {
     let mut app = App::start(&twilio).await;
 
     // Alice is added by an operator: her first text is the opt-in confirmation.
-    let alice_id = app.cli(&["users", "add", "--phone", ALICE, "--name", "Alice", "--timezone", "America/New_York"]).await.trim().to_string();
-    assert!(Uuid::parse_str(&alice_id).is_ok(), "users add printed {alice_id:?}");
+    let alice_id = app
+        .cli(&[
+            "users",
+            "add",
+            "--phone",
+            ALICE,
+            "--name",
+            "Alice",
+            "--timezone",
+            "America/New_York",
+        ])
+        .await
+        .trim()
+        .to_string();
+    assert!(
+        Uuid::parse_str(&alice_id).is_ok(),
+        "users add printed {alice_id:?}"
+    );
     let consent = next_to(&twilio, ALICE, 0).await;
-    assert!(consent.body.contains("Msg&data rates may apply") && consent.body.contains("not a person"), "{}", consent.body);
+    assert!(
+        consent.body.contains("Msg&data rates may apply") && consent.body.contains("not a person"),
+        "{}",
+        consent.body
+    );
     assert_eq!(consent.from.as_deref(), Some(SHARED_NUMBER));
 
     // `sidekick text` signs like Twilio and prints the reply.
     let printed = app.cli(&["text", "--from", ALICE, "help"]).await;
-    assert!(printed.contains("STOP"), "sidekick text printed {printed:?}");
+    assert!(
+        printed.contains("STOP"),
+        "sidekick text printed {printed:?}"
+    );
     let help = next_to(&twilio, ALICE, 1).await;
     assert_eq!(help.body.trim(), printed.trim());
 
     // Bob signs up by texting START, then answers the onboarding questions.
     app.text(BOB, "START").await;
     let welcome = next_to(&twilio, BOB, 0).await;
-    assert!(welcome.body.contains("What should I call you?"), "{}", welcome.body);
+    assert!(
+        welcome.body.contains("What should I call you?"),
+        "{}",
+        welcome.body
+    );
     app.text(BOB, "I'm Bob").await;
-    assert!(next_to(&twilio, BOB, 1).await.body.contains("Nice to meet you, Bob"));
+    assert!(next_to(&twilio, BOB, 1)
+        .await
+        .body
+        .contains("Nice to meet you, Bob"));
     app.text(BOB, "Chicago").await;
-    assert!(next_to(&twilio, BOB, 2).await.body.contains("America/Chicago"));
+    assert!(next_to(&twilio, BOB, 2)
+        .await
+        .body
+        .contains("America/Chicago"));
 
     // Every message to Alice went to Alice, every message to Bob to Bob.
     let all = twilio.messages();
@@ -239,8 +341,16 @@ async fn two_people_text_sidekick_end_to_end() {
     assert!(all.iter().all(|m| m.to == ALICE || m.to == BOB));
 
     // The API shows each user only their own conversation.
-    let alice_token = app.cli(&["users", "token", "--phone", ALICE]).await.trim().to_string();
-    let bob_token = app.cli(&["users", "token", "--phone", BOB]).await.trim().to_string();
+    let alice_token = app
+        .cli(&["users", "token", "--phone", ALICE])
+        .await
+        .trim()
+        .to_string();
+    let bob_token = app
+        .cli(&["users", "token", "--phone", BOB])
+        .await
+        .trim()
+        .to_string();
     let (status, me) = app.api(&alice_token, "/api/me").await;
     assert_eq!(status, 200);
     assert_eq!(me["id"], alice_id.as_str());
@@ -248,13 +358,25 @@ async fn two_people_text_sidekick_end_to_end() {
     let alice_conv = app.settled_conversation(&alice_token).await;
     let bob_conv = app.settled_conversation(&bob_token).await;
     assert!(bodies(&alice_conv).iter().any(|b| b == "help"));
-    assert!(!bodies(&alice_conv).iter().any(|b| b.contains("Bob") || b == "Chicago"), "Alice sees Bob's messages");
+    assert!(
+        !bodies(&alice_conv)
+            .iter()
+            .any(|b| b.contains("Bob") || b == "Chicago"),
+        "Alice sees Bob's messages"
+    );
     assert!(bodies(&bob_conv).iter().any(|b| b == "Chicago"));
-    assert!(!bodies(&bob_conv).iter().any(|b| b == "help"), "Bob sees Alice's messages");
+    assert!(
+        !bodies(&bob_conv).iter().any(|b| b == "help"),
+        "Bob sees Alice's messages"
+    );
     let bob_message_id = bob_conv["messages"][0]["id"].as_str().unwrap().to_string();
-    let (status, _) = app.api(&alice_token, &format!("/api/messages/{bob_message_id}")).await;
+    let (status, _) = app
+        .api(&alice_token, &format!("/api/messages/{bob_message_id}"))
+        .await;
     assert_eq!(status, 404, "Alice's token reached Bob's message");
-    let (status, _) = app.api(&bob_token, &format!("/api/messages/{bob_message_id}")).await;
+    let (status, _) = app
+        .api(&bob_token, &format!("/api/messages/{bob_message_id}"))
+        .await;
     assert_eq!(status, 200);
 
     // Twilio's delivery callback shows on the timeline.
@@ -262,11 +384,19 @@ async fn two_people_text_sidekick_end_to_end() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, c) = app.api(&alice_token, "/api/conversation").await;
-        let status = c["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "out" && m["body"] == help.body.as_str()).map(|m| m["status"].clone());
+        let status = c["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["direction"] == "out" && m["body"] == help.body.as_str())
+            .map(|m| m["status"].clone());
         if status == Some(Value::from("delivered")) {
             break;
         }
-        assert!(Instant::now() < deadline, "delivery status never shown: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "delivery status never shown: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -278,7 +408,11 @@ async fn two_people_text_sidekick_end_to_end() {
     // Alice's answer arriving proves the pipeline moved past Bob's message.
     next_to(&twilio, ALICE, 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(twilio.messages().iter().filter(|m| m.to == BOB).count(), 4, "a text went to an opted-out number");
+    assert_eq!(
+        twilio.messages().iter().filter(|m| m.to == BOB).count(),
+        4,
+        "a text went to an opted-out number"
+    );
     app.text(BOB, "START").await;
     assert!(next_to(&twilio, BOB, 4).await.body.contains("Welcome back"));
 
@@ -296,8 +430,17 @@ async fn two_people_text_sidekick_end_to_end() {
     let after = app.settled_conversation(&alice_token).await;
     assert_eq!(before, after);
 
-    let mut ms: Vec<f64> = app.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let mut ms: Vec<f64> = app
+        .latencies
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
     ms.sort_by(|a, b| a.total_cmp(b));
-    eprintln!("webhook ack latency over {} texts: median {:.1} ms, max {:.1} ms", ms.len(), ms[ms.len() / 2], ms[ms.len() - 1]);
+    eprintln!(
+        "webhook ack latency over {} texts: median {:.1} ms, max {:.1} ms",
+        ms.len(),
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
     app.stop().await;
 }

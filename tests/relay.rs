@@ -18,13 +18,18 @@ struct BusOutbox(Bus);
 #[async_trait]
 impl Outbox for BusOutbox {
     async fn publish(&self, batch: &[EventEnvelope]) -> Result<(), String> {
-        self.0.publish_events(batch).await.map_err(|e| e.to_string())
+        self.0
+            .publish_events(batch)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
 async fn bus() -> Bus {
     let ns = Namespace::parse(&format!("t{}", &Uuid::new_v4().simple().to_string()[..12])).unwrap();
-    let bus = Bus::connect("nats://127.0.0.1:4222", ns, 4).await.expect("NATS with JetStream on 127.0.0.1:4222");
+    let bus = Bus::connect("nats://127.0.0.1:4222", ns, 4)
+        .await
+        .expect("NATS with JetStream on 127.0.0.1:4222");
     topology::apply_stream(&bus).await.unwrap();
     bus
 }
@@ -49,7 +54,11 @@ async fn append(pool: &sqlx::PgPool, user: Uuid, sequence: i64, hold: Duration) 
 }
 
 async fn consume_all(bus: &Bus, expected: usize) -> Vec<EventEnvelope> {
-    let stream = bus.jetstream().get_stream(bus.namespace().events_stream()).await.unwrap();
+    let stream = bus
+        .jetstream()
+        .get_stream(bus.namespace().events_stream())
+        .await
+        .unwrap();
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
             filter_subject: bus.namespace().events_wildcard(),
@@ -65,11 +74,19 @@ async fn consume_all(bus: &Bus, expected: usize) -> Vec<EventEnvelope> {
                 seen.push(serde_json::from_slice::<EventEnvelope>(&m.payload).unwrap());
                 m.ack().await.unwrap();
             }
-            other => panic!("stopped after {} of {expected} events: {other:?}", seen.len()),
+            other => panic!(
+                "stopped after {} of {expected} events: {other:?}",
+                seen.len()
+            ),
         }
     }
     // Nothing more arrives: no duplicates past the expected count.
-    assert!(tokio::time::timeout(Duration::from_millis(500), messages.next()).await.is_err(), "more events than committed");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), messages.next())
+            .await
+            .is_err(),
+        "more events than committed"
+    );
     seen
 }
 
@@ -82,7 +99,9 @@ async fn relay_never_skips_under_concurrent_out_of_order_commits() {
     let relay_stop = stop.clone();
     let outbox = BusOutbox(bus.clone());
     let relay = tokio::spawn(async move {
-        Relay::new(relay_pool, "test").run(&outbox, async move { relay_stop.cancelled().await }).await
+        Relay::new(relay_pool, "test")
+            .run(&outbox, async move { relay_stop.cancelled().await })
+            .await
     });
 
     let users: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
@@ -93,7 +112,11 @@ async fn relay_never_skips_under_concurrent_out_of_order_commits() {
         writers.push(tokio::spawn(async move {
             for seq in 1..=per_user {
                 // Some transactions stay open while later positions commit.
-                let hold = if (seq + i as i64) % 7 == 0 { Duration::from_millis(150) } else { Duration::ZERO };
+                let hold = if (seq + i as i64) % 7 == 0 {
+                    Duration::from_millis(150)
+                } else {
+                    Duration::ZERO
+                };
                 append(&pool, user, seq, hold).await;
             }
         }));
@@ -109,7 +132,12 @@ async fn relay_never_skips_under_concurrent_out_of_order_commits() {
     let mut last: HashMap<String, i64> = HashMap::new();
     for e in &seen {
         let prev = last.insert(e.aggregate_id.clone(), e.sequence).unwrap_or(0);
-        assert_eq!(e.sequence, prev + 1, "aggregate {} out of order", e.aggregate_id);
+        assert_eq!(
+            e.sequence,
+            prev + 1,
+            "aggregate {} out of order",
+            e.aggregate_id
+        );
     }
     stop.cancel();
     relay.await.unwrap().unwrap();
@@ -124,7 +152,10 @@ async fn pump_exactly(pool: &sqlx::PgPool, outbox: &BusOutbox, n: usize) {
     let mut total = 0;
     while total < n {
         total += Relay::new(pool.clone(), "r").pump(outbox).await.unwrap();
-        assert!(std::time::Instant::now() < deadline, "relay published {total} of {n}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relay published {total} of {n}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(total, n, "relay published more than was committed");
@@ -146,9 +177,18 @@ async fn relay_resumes_from_its_cursor() {
     // Each pump is a new relay (as after a crash): it resumes at the saved cursor and
     // publishes only what is new.
     pump_exactly(&db.pool, &outbox, 3).await;
-    assert_eq!(Relay::new(db.pool.clone(), "r").pump(&outbox).await.unwrap(), 0);
+    assert_eq!(
+        Relay::new(db.pool.clone(), "r")
+            .pump(&outbox)
+            .await
+            .unwrap(),
+        0
+    );
     let seen = consume_all(&bus, 8).await;
-    assert_eq!(seen.iter().map(|e| e.sequence).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+    assert_eq!(
+        seen.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
     topology::delete(&bus).await.unwrap();
     db.cleanup().await;
 }
@@ -158,12 +198,25 @@ async fn a_republished_event_is_stored_once() {
     let db = TestDb::new().await;
     let bus = bus().await;
     append(&db.pool, Uuid::now_v7(), 1, Duration::ZERO).await;
-    let events = sidekick_store::events::committed_after(&db.pool, Default::default(), 10).await.unwrap();
+    let events = sidekick_store::events::committed_after(&db.pool, Default::default(), 10)
+        .await
+        .unwrap();
     let batch: Vec<EventEnvelope> = events.into_iter().map(|(e, _)| e).collect();
     bus.publish_events(&batch).await.unwrap();
     bus.publish_events(&batch).await.unwrap();
-    let info = bus.jetstream().get_stream(bus.namespace().events_stream()).await.unwrap().info().await.unwrap().clone();
-    assert_eq!(info.state.messages, 1, "Nats-Msg-Id deduplication did not hold");
+    let info = bus
+        .jetstream()
+        .get_stream(bus.namespace().events_stream())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        info.state.messages, 1,
+        "Nats-Msg-Id deduplication did not hold"
+    );
     topology::delete(&bus).await.unwrap();
     db.cleanup().await;
 }

@@ -8,7 +8,11 @@ pub fn consent(name: Option<&str>) -> String {
         Some(n) => format!("Hi {n}! "),
         None => "Hi! ".to_string(),
     };
-    let question = if name.is_some() { "What city are you in?" } else { "What should I call you?" };
+    let question = if name.is_some() {
+        "What city are you in?"
+    } else {
+        "What should I call you?"
+    };
     format!(
         "{ask}I'm Sidekick, an automated assistant (not a person) for getting things done. \
          I text replies, reminders you set and at most 3 check-ins a day. Msg&data rates may apply. \
@@ -21,7 +25,8 @@ pub fn ask_timezone(name: &str) -> String {
 }
 
 pub fn timezone_not_understood() -> String {
-    "I didn't catch a place. Try a big city near you, like Denver, or a timezone like Europe/Paris.".to_string()
+    "I didn't catch a place. Try a big city near you, like Denver, or a timezone like Europe/Paris."
+        .to_string()
 }
 
 pub fn onboarding_done(timezone: &str) -> String {
@@ -35,7 +40,8 @@ pub fn help() -> String {
 }
 
 pub fn opted_out() -> String {
-    "You're unsubscribed from Sidekick and won't get more texts. Reply START anytime to come back.".to_string()
+    "You're unsubscribed from Sidekick and won't get more texts. Reply START anytime to come back."
+        .to_string()
 }
 
 pub fn welcome_back(name: Option<&str>) -> String {
@@ -46,7 +52,8 @@ pub fn welcome_back(name: Option<&str>) -> String {
 }
 
 pub fn already_in() -> String {
-    "You're already signed up. Text me what's on your mind, or HELP to see what I can do.".to_string()
+    "You're already signed up. Text me what's on your mind, or HELP to see what I can do."
+        .to_string()
 }
 
 pub fn not_a_person() -> String {
@@ -96,7 +103,13 @@ mod tests {
     #[test]
     fn consent_says_what_carriers_require() {
         let text = consent(None);
-        for must in ["automated assistant", "Msg&data rates may apply", "STOP", "HELP", "not a person"] {
+        for must in [
+            "automated assistant",
+            "Msg&data rates may apply",
+            "STOP",
+            "HELP",
+            "not a person",
+        ] {
             assert!(text.contains(must), "missing {must:?}");
         }
     }

@@ -20,7 +20,12 @@ pub struct Turn {
 impl Turn {
     /// The burst as one text, the way a person would have written it.
     pub fn text(&self) -> String {
-        self.messages.iter().map(|m| m.trim()).filter(|m| !m.is_empty()).collect::<Vec<_>>().join(" ")
+        self.messages
+            .iter()
+            .map(|m| m.trim())
+            .filter(|m| !m.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

@@ -26,7 +26,8 @@ use chrono::{DateTime, Utc};
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::conversation::ReplyState;
 use sidekick_domain::{
-    Channel, ConversationCommand, ConversationEvent, DomainEventKind, OutboundKind, SealedText, SendVia, UserId,
+    Channel, ConversationCommand, ConversationEvent, DomainEventKind, OutboundKind, SealedText,
+    SendVia, UserId,
 };
 use sidekick_integrations::twilio::TwilioClient;
 use sidekick_store::{registry, CommandMeta, Store, StoreError};
@@ -92,12 +93,17 @@ pub struct Pacer {
 impl Pacer {
     pub fn new(max_mps: f64) -> Self {
         let interval = (max_mps > 0.0).then(|| Duration::from_secs_f64(1.0 / max_mps));
-        Self { interval, next: Instant::now() }
+        Self {
+            interval,
+            next: Instant::now(),
+        }
     }
 
     /// Waits for the next free slot and takes it.
     pub async fn wait(&mut self) {
-        let Some(interval) = self.interval else { return };
+        let Some(interval) = self.interval else {
+            return;
+        };
         let now = Instant::now();
         let slot = self.next.max(now);
         tokio::time::sleep_until(slot).await;
@@ -163,13 +169,16 @@ impl Notifier {
                 }
             };
             let Some(pending) = next else { break };
-            if pending.channel == Channel::Sms && matches!(self.shared.sender, SmsSender::Twilio(_)) {
+            if pending.channel == Channel::Sms && matches!(self.shared.sender, SmsSender::Twilio(_))
+            {
                 tokio::select! {
                     _ = shutdown.cancelled() => { pending.delivery.nak(Duration::ZERO).await; break }
                     _ = pacer.wait() => {}
                 }
             }
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 shared.deliver(pending).await;
@@ -180,7 +189,9 @@ impl Notifier {
             p.delivery.nak(Duration::ZERO).await;
         }
         // Let sends in flight finish.
-        let _ = permits.acquire_many(self.shared.settings.concurrency.max(1) as u32).await;
+        let _ = permits
+            .acquire_many(self.shared.settings.concurrency.max(1) as u32)
+            .await;
     }
 }
 
@@ -203,12 +214,21 @@ impl Shared {
         }
     }
 
-    async fn record(&self, user: UserId, command: ConversationCommand, meta: CommandMeta) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        user: UserId,
+        command: ConversationCommand,
+        meta: CommandMeta,
+    ) -> Result<(), StoreError> {
         // The outcome must be recorded: a redelivery would find the reply "sending"
         // and mark it failed although it went out. Retry for a while.
         let mut delay = Duration::from_millis(50);
         for _ in 0..8 {
-            match self.store.execute_conversation(user, command.clone(), meta).await {
+            match self
+                .store
+                .execute_conversation(user, command.clone(), meta)
+                .await
+            {
                 Err(e) if e.is_transient() => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -226,13 +246,35 @@ impl Shared {
         match conversation.pending.get(&p.reply_id).map(|r| r.state) {
             None => return Ok(()), // sent or failed already: a redelivery
             Some(ReplyState::Sending) => {
-                let reason = "interrupted while sending; not retried to avoid a duplicate text".to_string();
-                metrics::counter!("sidekick_outbound_total", "result" => "interrupted").increment(1);
-                return self.record(p.user, ConversationCommand::RecordReplyFailed { reply_id: p.reply_id, reason, at: now() }, meta).await;
+                let reason =
+                    "interrupted while sending; not retried to avoid a duplicate text".to_string();
+                metrics::counter!("sidekick_outbound_total", "result" => "interrupted")
+                    .increment(1);
+                return self
+                    .record(
+                        p.user,
+                        ConversationCommand::RecordReplyFailed {
+                            reply_id: p.reply_id,
+                            reason,
+                            at: now(),
+                        },
+                        meta,
+                    )
+                    .await;
             }
             Some(ReplyState::Queued) => {}
         }
-        match store.execute_conversation(p.user, ConversationCommand::BeginSending { reply_id: p.reply_id, at: now() }, meta).await {
+        match store
+            .execute_conversation(
+                p.user,
+                ConversationCommand::BeginSending {
+                    reply_id: p.reply_id,
+                    at: now(),
+                },
+                meta,
+            )
+            .await
+        {
             Ok(()) => {}
             // Another notifier claimed it first: it is theirs to send.
             Err(StoreError::Rejected(_)) => return Ok(()),
@@ -240,19 +282,44 @@ impl Shared {
         }
         let account = store.account(p.user).await?;
         if p.channel == Channel::Web {
-            let sent = ConversationCommand::RecordReplySent { reply_id: p.reply_id, provider_sid: None, via: SendVia::Web, at: now() };
+            let sent = ConversationCommand::RecordReplySent {
+                reply_id: p.reply_id,
+                provider_sid: None,
+                via: SendVia::Web,
+                at: now(),
+            };
             metrics::counter!("sidekick_outbound_total", "result" => "web").increment(1);
             return self.record(p.user, sent, meta).await;
         }
         if account.opted_out && p.kind != OutboundKind::OptOutConfirmation {
             let reason = "not sent: this number opted out (texts resume after START)".to_string();
             metrics::counter!("sidekick_outbound_total", "result" => "opted_out").increment(1);
-            return self.record(p.user, ConversationCommand::RecordReplyFailed { reply_id: p.reply_id, reason, at: now() }, meta).await;
+            return self
+                .record(
+                    p.user,
+                    ConversationCommand::RecordReplyFailed {
+                        reply_id: p.reply_id,
+                        reason,
+                        at: now(),
+                    },
+                    meta,
+                )
+                .await;
         }
         let body = store.data_key(p.user).await?.open(&p.body)?;
         let Some(phone) = registry::phone_of(store.pool(), p.user).await? else {
             let reason = "not sent: no phone number on record".to_string();
-            return self.record(p.user, ConversationCommand::RecordReplyFailed { reply_id: p.reply_id, reason, at: now() }, meta).await;
+            return self
+                .record(
+                    p.user,
+                    ConversationCommand::RecordReplyFailed {
+                        reply_id: p.reply_id,
+                        reason,
+                        at: now(),
+                    },
+                    meta,
+                )
+                .await;
         };
         let outcome = match &self.sender {
             SmsSender::Console => {
@@ -260,19 +327,38 @@ impl Shared {
                 println!("[sms to {}] {body}", phone.masked());
                 tracing::info!(to = %phone.masked(), "sms recorded to the console (no Twilio credentials)");
                 metrics::counter!("sidekick_outbound_total", "result" => "console").increment(1);
-                ConversationCommand::RecordReplySent { reply_id: p.reply_id, provider_sid: None, via: SendVia::Console, at: now() }
+                ConversationCommand::RecordReplySent {
+                    reply_id: p.reply_id,
+                    provider_sid: None,
+                    via: SendVia::Console,
+                    at: now(),
+                }
             }
             SmsSender::Twilio(client) => {
                 let callback = format!("{}/webhooks/twilio/status", self.settings.public_url);
-                match client.send_message(phone.as_str(), &body, Some(&callback)).await {
+                match client
+                    .send_message(phone.as_str(), &body, Some(&callback))
+                    .await
+                {
                     Ok(sent) => {
-                        metrics::counter!("sidekick_outbound_total", "result" => "sent").increment(1);
-                        ConversationCommand::RecordReplySent { reply_id: p.reply_id, provider_sid: Some(sent.sid), via: SendVia::Twilio, at: now() }
+                        metrics::counter!("sidekick_outbound_total", "result" => "sent")
+                            .increment(1);
+                        ConversationCommand::RecordReplySent {
+                            reply_id: p.reply_id,
+                            provider_sid: Some(sent.sid),
+                            via: SendVia::Twilio,
+                            at: now(),
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, permanent = e.is_permanent(), "twilio did not take the message");
-                        metrics::counter!("sidekick_outbound_total", "result" => "failed").increment(1);
-                        ConversationCommand::RecordReplyFailed { reply_id: p.reply_id, reason: e.to_string(), at: now() }
+                        metrics::counter!("sidekick_outbound_total", "result" => "failed")
+                            .increment(1);
+                        ConversationCommand::RecordReplyFailed {
+                            reply_id: p.reply_id,
+                            reason: e.to_string(),
+                            at: now(),
+                        }
                     }
                 }
             }
@@ -288,7 +374,14 @@ impl Handler for Notifier {
     async fn handle(&self, d: &Delivery) -> Outcome {
         let e = &d.envelope;
         match e.decode() {
-            Ok(DomainEventKind::Conversation(ConversationEvent::ReplyQueued { reply_id, channel, kind, body, queued_at, .. })) => {
+            Ok(DomainEventKind::Conversation(ConversationEvent::ReplyQueued {
+                reply_id,
+                channel,
+                kind,
+                body,
+                queued_at,
+                ..
+            })) => {
                 self.push(Pending {
                     priority: kind.priority(),
                     queued_at,

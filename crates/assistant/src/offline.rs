@@ -12,7 +12,11 @@ use crate::engine::{Action, ModelError, ModelProvider, Reply, Turn};
 pub struct OfflineEngine;
 
 fn say(text: String, kind: OutboundKind, actions: Vec<Action>) -> Reply {
-    Reply { text: Some(text), kind, actions }
+    Reply {
+        text: Some(text),
+        kind,
+        actions,
+    }
 }
 
 fn reply(text: String) -> Reply {
@@ -23,7 +27,21 @@ fn reply(text: String) -> Reply {
 pub fn name_from_text(text: &str) -> Option<String> {
     let lower = text.trim().to_lowercase();
     let mut rest = lower.as_str();
-    for prefix in ["my name is ", "my name's ", "name is ", "i'm ", "im ", "i am ", "call me ", "it's ", "its ", "this is ", "hi ", "hey ", "hello "] {
+    for prefix in [
+        "my name is ",
+        "my name's ",
+        "name is ",
+        "i'm ",
+        "im ",
+        "i am ",
+        "call me ",
+        "it's ",
+        "its ",
+        "this is ",
+        "hi ",
+        "hey ",
+        "hello ",
+    ] {
         if let Some(r) = rest.strip_prefix(prefix) {
             rest = r;
         }
@@ -35,7 +53,10 @@ pub fn name_from_text(text: &str) -> Option<String> {
         .filter(|w| !w.is_empty())
         .map(|w| {
             let mut chars = w.chars();
-            chars.next().map(|f| f.to_uppercase().chain(chars).collect()).unwrap_or_default()
+            chars
+                .next()
+                .map(|f| f.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
         })
         .collect();
     let name: String = words.join(" ").chars().take(40).collect();
@@ -46,28 +67,49 @@ impl OfflineEngine {
     pub fn reply(&self, turn: &Turn) -> Reply {
         let intents: Vec<Intent> = turn.messages.iter().map(|m| intent::parse(m)).collect();
         // An opt-out anywhere in a burst wins: carriers require it to be honoured.
-        if let Some(Intent::Stop { keyword }) = intents.iter().find(|i| matches!(i, Intent::Stop { .. })) {
-            return say(copy::opted_out(), OutboundKind::OptOutConfirmation, vec![Action::OptOut { keyword: keyword.clone() }]);
+        if let Some(Intent::Stop { keyword }) =
+            intents.iter().find(|i| matches!(i, Intent::Stop { .. }))
+        {
+            return say(
+                copy::opted_out(),
+                OutboundKind::OptOutConfirmation,
+                vec![Action::OptOut {
+                    keyword: keyword.clone(),
+                }],
+            );
         }
         let last = intents.last().cloned().unwrap_or(Intent::Unknown);
         let name = turn.name.as_deref();
         if turn.opted_out {
             return match last {
-                Intent::Start => say(copy::welcome_back(name), OutboundKind::Reply, vec![Action::OptIn]),
-                _ => Reply { text: None, kind: OutboundKind::Reply, actions: vec![] },
+                Intent::Start => say(
+                    copy::welcome_back(name),
+                    OutboundKind::Reply,
+                    vec![Action::OptIn],
+                ),
+                _ => Reply {
+                    text: None,
+                    kind: OutboundKind::Reply,
+                    actions: vec![],
+                },
             };
         }
         match (turn.onboarding, last) {
             (_, Intent::Help) => say(copy::help(), OutboundKind::System, vec![]),
             (_, Intent::AreYouHuman) => reply(copy::not_a_person()),
-            (Onboarding::NeedsName, Intent::Start) => say(copy::consent(None), OutboundKind::System, vec![]),
-            (Onboarding::NeedsTimezone, Intent::Start) => say(copy::consent(name), OutboundKind::System, vec![]),
+            (Onboarding::NeedsName, Intent::Start) => {
+                say(copy::consent(None), OutboundKind::System, vec![])
+            }
+            (Onboarding::NeedsTimezone, Intent::Start) => {
+                say(copy::consent(name), OutboundKind::System, vec![])
+            }
             (Onboarding::NeedsName, _) => match name_from_text(&turn.text()) {
                 Some(n) => reply(copy::ask_timezone(&n)).with_action(Action::SetName(n)),
                 None => reply(copy::consent(None)),
             },
             (Onboarding::NeedsTimezone, _) => match places::timezone_from_text(&turn.text()) {
-                Some(tz) => reply(copy::onboarding_done(tz.name())).with_action(Action::SetTimezone(tz.into())),
+                Some(tz) => reply(copy::onboarding_done(tz.name()))
+                    .with_action(Action::SetTimezone(tz.into())),
                 None => reply(copy::timezone_not_understood()),
             },
             (Onboarding::Complete, Intent::Start) => reply(copy::already_in()),
@@ -125,7 +167,12 @@ mod tests {
         assert_eq!(r.actions, vec![Action::SetName("Sam".into())]);
         assert!(r.text.unwrap().contains("What city"));
         let r = OfflineEngine.reply(&turn(Onboarding::NeedsTimezone, &["Paris"]));
-        assert_eq!(r.actions, vec![Action::SetTimezone(Timezone::parse("Europe/Paris").unwrap())]);
+        assert_eq!(
+            r.actions,
+            vec![Action::SetTimezone(
+                Timezone::parse("Europe/Paris").unwrap()
+            )]
+        );
         let r = OfflineEngine.reply(&turn(Onboarding::NeedsTimezone, &["banana"]));
         assert!(r.actions.is_empty());
     }
@@ -134,7 +181,12 @@ mod tests {
     fn stop_anywhere_in_a_burst_opts_out_with_one_confirmation() {
         let r = OfflineEngine.reply(&turn(Onboarding::Complete, &["hello", "STOP"]));
         assert_eq!(r.kind, OutboundKind::OptOutConfirmation);
-        assert_eq!(r.actions, vec![Action::OptOut { keyword: "STOP".into() }]);
+        assert_eq!(
+            r.actions,
+            vec![Action::OptOut {
+                keyword: "STOP".into()
+            }]
+        );
     }
 
     #[test]
@@ -154,8 +206,16 @@ mod tests {
             let r = OfflineEngine.reply(&turn(Onboarding::Complete, &[text]));
             assert!(r.text.is_some(), "{text}");
         }
-        assert!(OfflineEngine.reply(&turn(Onboarding::Complete, &["HELP"])).text.unwrap().contains("STOP"));
-        assert!(OfflineEngine.reply(&turn(Onboarding::Complete, &["are you a bot?"])).text.unwrap().contains("not a person"));
+        assert!(OfflineEngine
+            .reply(&turn(Onboarding::Complete, &["HELP"]))
+            .text
+            .unwrap()
+            .contains("STOP"));
+        assert!(OfflineEngine
+            .reply(&turn(Onboarding::Complete, &["are you a bot?"]))
+            .text
+            .unwrap()
+            .contains("not a person"));
     }
 
     #[test]

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::intent::{self, Intent};
 use sidekick_domain::{
-    sms, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent, DataKey, DomainEventKind,
-    Onboarding, OutboundKind, SignupChannel, UserId,
+    sms, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent, DataKey,
+    DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
 };
 use sidekick_store::{CommandMeta, Store, StoreError};
 use tokio::sync::mpsc;
@@ -78,9 +78,18 @@ pub struct AssistantWorker {
 }
 
 impl AssistantWorker {
-    pub fn new(store: Store, provider: Arc<dyn ModelProvider>, settings: TurnSettings) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        provider: Arc<dyn ModelProvider>,
+        settings: TurnSettings,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            shared: Arc::new(Shared { store, provider, settings, lanes: Mutex::new(HashMap::new()) }),
+            shared: Arc::new(Shared {
+                store,
+                provider,
+                settings,
+                lanes: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
@@ -90,7 +99,9 @@ impl AssistantWorker {
     }
 
     fn enqueue(&self, user: UserId, inbound: Inbound) {
-        let Ok(mut lanes) = self.shared.lanes.lock() else { return };
+        let Ok(mut lanes) = self.shared.lanes.lock() else {
+            return;
+        };
         let inbound = match lanes.get(&user) {
             Some(tx) => match tx.send(inbound) {
                 Ok(()) => return,
@@ -107,7 +118,9 @@ impl AssistantWorker {
 }
 
 fn looks_complete(text: &str, onboarding: bool) -> bool {
-    onboarding || intent::parse(text) != Intent::Unknown || text.trim_end().ends_with(['.', '!', '?'])
+    onboarding
+        || intent::parse(text) != Intent::Unknown
+        || text.trim_end().ends_with(['.', '!', '?'])
 }
 
 async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver<Inbound>) {
@@ -116,7 +129,9 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
             Ok(Some(m)) => m,
             _ => {
                 // Remove the lane under the lock, unless a message slipped in meanwhile.
-                let Ok(mut lanes) = shared.lanes.lock() else { return };
+                let Ok(mut lanes) = shared.lanes.lock() else {
+                    return;
+                };
                 match rx.try_recv() {
                     Ok(m) => {
                         drop(lanes);
@@ -138,7 +153,10 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
         let mut batch = vec![first];
         let mut deadline = started + shared.settings.debounce;
         let cap = started + shared.settings.max_wait;
-        while !batch.last().is_some_and(|m| looks_complete(&m.text, onboarding)) {
+        while !batch
+            .last()
+            .is_some_and(|m| looks_complete(&m.text, onboarding))
+        {
             tokio::select! {
                 next = rx.recv() => match next {
                     Some(m) => {
@@ -165,7 +183,8 @@ impl Shared {
                 for m in &batch {
                     m.delivery.ack().await;
                 }
-                metrics::histogram!("sidekick_assistant_turn_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("sidekick_assistant_turn_seconds")
+                    .record(started.elapsed().as_secs_f64());
             }
             Err(e) => {
                 tracing::warn!(%user, error = %e, "turn failed; messages will be redelivered");
@@ -179,9 +198,18 @@ impl Shared {
     #[tracing::instrument(skip_all, fields(%user, correlation_id), err)]
     async fn turn(&self, user: UserId, batch: &[Inbound]) -> Result<(), StoreError> {
         let conversation = self.store.conversation(user).await?;
-        let fresh: Vec<&Inbound> = batch.iter().filter(|m| m.number > conversation.answered_through).collect();
-        let Some(last) = fresh.last() else { return Ok(()) };
-        let correlation = last.delivery.envelope.correlation_id.unwrap_or(last.message_id);
+        let fresh: Vec<&Inbound> = batch
+            .iter()
+            .filter(|m| m.number > conversation.answered_through)
+            .collect();
+        let Some(last) = fresh.last() else {
+            return Ok(());
+        };
+        let correlation = last
+            .delivery
+            .envelope
+            .correlation_id
+            .unwrap_or(last.message_id);
         tracing::Span::current().record("correlation_id", tracing::field::display(correlation));
         let meta = CommandMeta::caused_by(last.delivery.envelope.event_id, Some(correlation));
         let account = self.store.account(user).await?;
@@ -201,10 +229,25 @@ impl Shared {
         };
         let reply = self.respond(&turn).await;
         for action in &reply.actions {
-            self.store.execute_account(user, action_command(action, &key), meta).await?;
+            self.store
+                .execute_account(user, action_command(action, &key), meta)
+                .await?;
         }
         if let Some(text) = reply.text {
-            queue_reply(&self.store, user, &key, ReplyTo { message_id: last.message_id, number: last.number, channel: last.channel }, &text, reply.kind, meta).await?;
+            queue_reply(
+                &self.store,
+                user,
+                &key,
+                ReplyTo {
+                    message_id: last.message_id,
+                    number: last.number,
+                    channel: last.channel,
+                },
+                &text,
+                reply.kind,
+                meta,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -213,17 +256,20 @@ impl Shared {
         let provider = self.provider.name();
         match tokio::time::timeout(self.settings.model_timeout, self.provider.respond(turn)).await {
             Ok(Ok(reply)) => {
-                metrics::counter!("sidekick_assistant_turns_total", "provider" => provider).increment(1);
+                metrics::counter!("sidekick_assistant_turns_total", "provider" => provider)
+                    .increment(1);
                 reply
             }
             Ok(Err(e)) => {
                 tracing::warn!(provider, error = %e, "provider failed; offline engine answers");
-                metrics::counter!("sidekick_assistant_fallbacks_total", "provider" => provider).increment(1);
+                metrics::counter!("sidekick_assistant_fallbacks_total", "provider" => provider)
+                    .increment(1);
                 OfflineEngine.reply(turn)
             }
             Err(_) => {
                 tracing::warn!(provider, "provider timed out; offline engine answers");
-                metrics::counter!("sidekick_assistant_fallbacks_total", "provider" => provider).increment(1);
+                metrics::counter!("sidekick_assistant_fallbacks_total", "provider" => provider)
+                    .increment(1);
                 OfflineEngine.reply(turn)
             }
         }
@@ -233,10 +279,17 @@ impl Shared {
 fn action_command(action: &Action, key: &DataKey) -> AccountCommand {
     let at = chrono::Utc::now();
     match action {
-        Action::OptOut { keyword } => AccountCommand::OptOut { keyword: keyword.clone(), at },
+        Action::OptOut { keyword } => AccountCommand::OptOut {
+            keyword: keyword.clone(),
+            at,
+        },
         Action::OptIn => AccountCommand::OptIn { at },
-        Action::SetName(name) => AccountCommand::SetName { name: key.seal(name) },
-        Action::SetTimezone(timezone) => AccountCommand::SetTimezone { timezone: *timezone },
+        Action::SetName(name) => AccountCommand::SetName {
+            name: key.seal(name),
+        },
+        Action::SetTimezone(timezone) => AccountCommand::SetTimezone {
+            timezone: *timezone,
+        },
     }
 }
 
@@ -280,17 +333,41 @@ impl Handler for AssistantWorker {
             Err(err) => return Outcome::Retry(err.to_string()),
         };
         match decoded {
-            DomainEventKind::Conversation(ConversationEvent::MessageReceived { message_id, number, channel, body, .. }) => {
-                let text = match self.shared.store.data_key(e.user_id).await.and_then(|k| Ok(k.open(&body)?)) {
+            DomainEventKind::Conversation(ConversationEvent::MessageReceived {
+                message_id,
+                number,
+                channel,
+                body,
+                ..
+            }) => {
+                let text = match self
+                    .shared
+                    .store
+                    .data_key(e.user_id)
+                    .await
+                    .and_then(|k| Ok(k.open(&body)?))
+                {
                     Ok(text) => text,
                     // The key is gone (account deleted): nothing to answer.
                     Err(StoreError::NoKey(_)) | Err(StoreError::Sealed(_)) => return Outcome::Ack,
                     Err(err) => return Outcome::Retry(err.to_string()),
                 };
-                self.enqueue(e.user_id, Inbound { delivery: d.clone(), message_id, number, channel, text });
+                self.enqueue(
+                    e.user_id,
+                    Inbound {
+                        delivery: d.clone(),
+                        message_id,
+                        number,
+                        channel,
+                        text,
+                    },
+                );
                 Outcome::Handed
             }
-            DomainEventKind::Account(AccountEvent::AccountRegistered { via: SignupChannel::Operator, .. }) => {
+            DomainEventKind::Account(AccountEvent::AccountRegistered {
+                via: SignupChannel::Operator,
+                ..
+            }) => {
                 // An operator added this number: the first text confirms the opt-in.
                 match self.welcome(e.user_id, e.event_id, e.correlation_id).await {
                     Ok(()) => Outcome::Ack,
@@ -303,7 +380,12 @@ impl Handler for AssistantWorker {
 }
 
 impl AssistantWorker {
-    async fn welcome(&self, user: UserId, event_id: Uuid, correlation: Option<Uuid>) -> Result<(), StoreError> {
+    async fn welcome(
+        &self,
+        user: UserId,
+        event_id: Uuid,
+        correlation: Option<Uuid>,
+    ) -> Result<(), StoreError> {
         let store = &self.shared.store;
         let key = store.data_key(user).await?;
         let account = store.account(user).await?;
@@ -317,6 +399,8 @@ impl AssistantWorker {
             kind: OutboundKind::System,
             queued_at: chrono::Utc::now(),
         };
-        store.execute_conversation(user, command, CommandMeta::caused_by(event_id, correlation)).await
+        store
+            .execute_conversation(user, command, CommandMeta::caused_by(event_id, correlation))
+            .await
     }
 }

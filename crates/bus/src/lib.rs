@@ -68,7 +68,12 @@ impl Bus {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let js = jetstream::new(client.clone());
-        Ok(Self { client, js, ns, partitions: partitions.max(1) })
+        Ok(Self {
+            client,
+            js,
+            ns,
+            partitions: partitions.max(1),
+        })
     }
 
     pub fn namespace(&self) -> &Namespace {
@@ -92,7 +97,11 @@ impl Bus {
     }
 
     pub fn event_subject(&self, e: &EventEnvelope) -> String {
-        self.ns.event_subject(partition_of(e.user_id, self.partitions), e.user_id, &e.aggregate_type)
+        self.ns.event_subject(
+            partition_of(e.user_id, self.partitions),
+            e.user_id,
+            &e.aggregate_type,
+        )
     }
 
     /// Publishes committed events in order and waits for every acknowledgement.
@@ -104,10 +113,20 @@ impl Bus {
             let payload = serde_json::to_vec(e).map_err(|e| BusError::Decode(e.to_string()))?;
             let mut headers = HeaderMap::new();
             headers.insert("traceparent", traceparent(e).as_str());
-            let publish = PublishMessage::build().payload(payload.into()).headers(headers).message_id(e.event_id.to_string());
-            acks.push(self.js.send_publish(self.event_subject(e), publish).await.map_err(unavailable)?);
+            let publish = PublishMessage::build()
+                .payload(payload.into())
+                .headers(headers)
+                .message_id(e.event_id.to_string());
+            acks.push(
+                self.js
+                    .send_publish(self.event_subject(e), publish)
+                    .await
+                    .map_err(unavailable)?,
+            );
         }
-        try_join_all(acks.into_iter().map(|a| a.into_future())).await.map_err(unavailable)?;
+        try_join_all(acks.into_iter().map(|a| a.into_future()))
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -115,13 +134,20 @@ impl Bus {
     /// the dashboard re-reads on reconnect).
     pub async fn notify_ui(&self, user: UserId, body: &serde_json::Value) {
         let payload = serde_json::to_vec(body).unwrap_or_default();
-        if let Err(e) = self.client.publish(self.ns.ui_subject(user), payload.into()).await {
+        if let Err(e) = self
+            .client
+            .publish(self.ns.ui_subject(user), payload.into())
+            .await
+        {
             tracing::debug!(error = %e, "ui notification not sent");
         }
     }
 
     pub async fn subscribe_ui(&self, user: UserId) -> Result<async_nats::Subscriber> {
-        self.client.subscribe(self.ns.ui_subject(user)).await.map_err(unavailable)
+        self.client
+            .subscribe(self.ns.ui_subject(user))
+            .await
+            .map_err(unavailable)
     }
 
     pub async fn flush(&self) -> Result<()> {

@@ -11,11 +11,14 @@ impl Namespace {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 48
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             Ok(Self(s.to_string()))
         } else {
-            Err(format!("SIDEKICK_NAMESPACE {s:?}: use 1-48 lowercase letters, digits, '-' or '_'"))
+            Err(format!(
+                "SIDEKICK_NAMESPACE {s:?}: use 1-48 lowercase letters, digits, '-' or '_'"
+            ))
         }
     }
 
@@ -72,7 +75,10 @@ mod tests {
             ns.event_subject(3, user, "conversation"),
             "test-run_1.evt.3.0192f3a0-0000-7000-8000-000000000001.conversation"
         );
-        assert_eq!(ns.ui_subject(user), "test-run_1.ui.0192f3a0-0000-7000-8000-000000000001");
+        assert_eq!(
+            ns.ui_subject(user),
+            "test-run_1.ui.0192f3a0-0000-7000-8000-000000000001"
+        );
         assert_eq!(ns.consumer("projector", 7), "TEST_RUN_1_projector_p7");
         assert!(Namespace::parse("Bad.Name").is_err());
         assert!(Namespace::parse("").is_err());

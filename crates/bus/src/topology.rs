@@ -26,13 +26,16 @@ struct Consumers {
 }
 
 pub fn stream_config(bus: &Bus) -> Result<stream::Config> {
-    let text = STREAM.replace("{NS}", &bus.ns.upper()).replace("{ns}", bus.ns.prefix());
-    serde_json::from_str(&text).map_err(|e| BusError::Topology(format!("nats/events-stream.json: {e}")))
+    let text = STREAM
+        .replace("{NS}", &bus.ns.upper())
+        .replace("{ns}", bus.ns.prefix());
+    serde_json::from_str(&text)
+        .map_err(|e| BusError::Topology(format!("nats/events-stream.json: {e}")))
 }
 
 pub fn role_consumer(role: &str) -> Result<RoleConsumer> {
-    let consumers: Consumers =
-        serde_json::from_str(CONSUMERS).map_err(|e| BusError::Topology(format!("nats/consumers.json: {e}")))?;
+    let consumers: Consumers = serde_json::from_str(CONSUMERS)
+        .map_err(|e| BusError::Topology(format!("nats/consumers.json: {e}")))?;
     consumers
         .roles
         .get(role)
@@ -64,18 +67,29 @@ pub async fn apply_stream(bus: &Bus) -> Result<stream::Stream> {
         .get_or_create_stream(config.clone())
         .await
         .map_err(|e| BusError::Topology(e.to_string()))?;
-    let info = stream.info().await.map_err(|e| BusError::Topology(e.to_string()))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| BusError::Topology(e.to_string()))?;
     if info.config.subjects != config.subjects
         || info.config.max_age != config.max_age
         || info.config.duplicate_window != config.duplicate_window
     {
-        bus.js.update_stream(config).await.map_err(|e| BusError::Topology(e.to_string()))?;
+        bus.js
+            .update_stream(config)
+            .await
+            .map_err(|e| BusError::Topology(e.to_string()))?;
     }
     Ok(stream)
 }
 
 /// Creates (or finds) one role's durable consumer for one partition.
-pub async fn apply_consumer(bus: &Bus, stream: &stream::Stream, role: &str, partition: u32) -> Result<async_nats::jetstream::consumer::PullConsumer> {
+pub async fn apply_consumer(
+    bus: &Bus,
+    stream: &stream::Stream,
+    role: &str,
+    partition: u32,
+) -> Result<async_nats::jetstream::consumer::PullConsumer> {
     let config = consumer_config(bus, role, partition)?;
     let name = bus.ns.consumer(role, partition);
     stream
@@ -87,8 +101,8 @@ pub async fn apply_consumer(bus: &Bus, stream: &stream::Stream, role: &str, part
 /// Applies the whole topology: the stream and every role's consumers.
 pub async fn apply(bus: &Bus) -> Result<()> {
     let stream = apply_stream(bus).await?;
-    let consumers: Consumers =
-        serde_json::from_str(CONSUMERS).map_err(|e| BusError::Topology(format!("nats/consumers.json: {e}")))?;
+    let consumers: Consumers = serde_json::from_str(CONSUMERS)
+        .map_err(|e| BusError::Topology(format!("nats/consumers.json: {e}")))?;
     for role in consumers.roles.keys() {
         for p in 0..bus.partitions {
             apply_consumer(bus, &stream, role, p).await?;

@@ -58,7 +58,13 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, delivery: &Delivery) -> Outcome;
 
     /// A message that cannot be decoded or kept failing. Default: log it.
-    async fn dead_letter(&self, subject: &str, payload: &[u8], event_id: Option<uuid::Uuid>, error: &str) {
+    async fn dead_letter(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        event_id: Option<uuid::Uuid>,
+        error: &str,
+    ) {
         let _ = payload;
         tracing::error!(subject, ?event_id, error, "dead letter");
     }
@@ -66,7 +72,12 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Consumes every partition for `role` until `shutdown` is cancelled. Returns when
 /// all partitions have finished their in-flight message.
-pub async fn run(bus: Bus, role: &'static str, handler: Arc<dyn Handler>, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    bus: Bus,
+    role: &'static str,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let stream = topology::apply_stream(&bus).await?;
     let max_deliver = topology::role_consumer(role)?.max_deliver;
     let mut tasks = tokio::task::JoinSet::new();
@@ -106,7 +117,9 @@ async fn consume(
             _ = shutdown.cancelled() => return Ok(()),
             next = messages.next() => next,
         };
-        let Some(message) = next else { return Err("message stream ended".into()) };
+        let Some(message) = next else {
+            return Err("message stream ended".into());
+        };
         let message = message.map_err(|e| e.to_string())?;
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let subject = message.subject.to_string();
@@ -114,25 +127,43 @@ async fn consume(
             Ok(e) => e,
             Err(e) => {
                 metrics::counter!("sidekick_dead_letters_total", "consumer" => role).increment(1);
-                handler.dead_letter(&subject, &message.payload, None, &format!("undecodable envelope: {e}")).await;
+                handler
+                    .dead_letter(
+                        &subject,
+                        &message.payload,
+                        None,
+                        &format!("undecodable envelope: {e}"),
+                    )
+                    .await;
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
             }
         };
-        let delivery = Delivery { envelope, subject, delivered, message };
+        let delivery = Delivery {
+            envelope,
+            subject,
+            delivered,
+            message,
+        };
         match handler.handle(&delivery).await {
             Outcome::Ack => delivery.ack().await,
             Outcome::Handed => {}
             Outcome::Retry(error) if delivered >= max_deliver => {
                 metrics::counter!("sidekick_dead_letters_total", "consumer" => role).increment(1);
                 handler
-                    .dead_letter(&delivery.subject, &delivery.message.payload, Some(delivery.envelope.event_id), &error)
+                    .dead_letter(
+                        &delivery.subject,
+                        &delivery.message.payload,
+                        Some(delivery.envelope.event_id),
+                        &error,
+                    )
                     .await;
                 let _ = delivery.message.ack_with(AckKind::Term).await;
             }
             Outcome::Retry(error) => {
                 tracing::warn!(role, event_id = %delivery.envelope.event_id, delivered, error, "handler failed; will retry");
-                let backoff = Duration::from_millis(100u64.saturating_mul(1 << delivered.clamp(0, 7) as u64));
+                let backoff =
+                    Duration::from_millis(100u64.saturating_mul(1 << delivered.clamp(0, 7) as u64));
                 delivery.nak(backoff.min(Duration::from_secs(10))).await;
             }
         }

@@ -32,12 +32,23 @@ pub enum AccountCommand {
         via: SignupChannel,
         at: DateTime<Utc>,
     },
-    SetName { name: SealedText },
-    SetTimezone { timezone: Timezone },
-    SetQuietHours { quiet_hours: QuietHours },
+    SetName {
+        name: SealedText,
+    },
+    SetTimezone {
+        timezone: Timezone,
+    },
+    SetQuietHours {
+        quiet_hours: QuietHours,
+    },
     /// Carrier rules: after an opt-out, nothing but the one confirmation goes out.
-    OptOut { keyword: String, at: DateTime<Utc> },
-    OptIn { at: DateTime<Utc> },
+    OptOut {
+        keyword: String,
+        at: DateTime<Utc>,
+    },
+    OptIn {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -50,11 +61,22 @@ pub enum AccountEvent {
         via: SignupChannel,
         registered_at: DateTime<Utc>,
     },
-    NameSet { name: SealedText },
-    TimezoneSet { timezone: Timezone },
-    QuietHoursSet { quiet_hours: QuietHours },
-    OptedOut { keyword: String, at: DateTime<Utc> },
-    OptedIn { at: DateTime<Utc> },
+    NameSet {
+        name: SealedText,
+    },
+    TimezoneSet {
+        timezone: Timezone,
+    },
+    QuietHoursSet {
+        quiet_hours: QuietHours,
+    },
+    OptedOut {
+        keyword: String,
+        at: DateTime<Utc>,
+    },
+    OptedIn {
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -136,10 +158,22 @@ impl Aggregate for Account {
     ) -> Result<(), Self::Error> {
         use AccountCommand as C;
         use AccountEvent as E;
-        if let C::RegisterAccount { user_id, phone, name, timezone, via, at } = command {
+        if let C::RegisterAccount {
+            user_id,
+            phone,
+            name,
+            timezone,
+            via,
+            at,
+        } = command
+        {
             // Registration is idempotent: a retried sign-up changes nothing.
             if let Some(existing) = &self.phone {
-                return if existing == &phone { Ok(()) } else { Err(AccountError::PhoneMismatch) };
+                return if existing == &phone {
+                    Ok(())
+                } else {
+                    Err(AccountError::PhoneMismatch)
+                };
             }
             sink.write(
                 E::AccountRegistered {
@@ -194,7 +228,13 @@ impl Aggregate for Account {
     fn apply(&mut self, event: Self::Event) {
         use AccountEvent as E;
         match event {
-            E::AccountRegistered { user_id, phone, timezone, quiet_hours, .. } => {
+            E::AccountRegistered {
+                user_id,
+                phone,
+                timezone,
+                quiet_hours,
+                ..
+            } => {
                 self.user_id = Some(user_id);
                 self.phone = Some(phone);
                 self.timezone = timezone;
@@ -272,29 +312,44 @@ mod tests {
     #[tokio::test]
     async fn opting_out_is_recorded_once_and_opting_in_undoes_it() {
         let user = UserId::new();
-        let out = AccountEvent::OptedOut { keyword: "STOP".into(), at: DateTime::UNIX_EPOCH };
+        let out = AccountEvent::OptedOut {
+            keyword: "STOP".into(),
+            at: DateTime::UNIX_EPOCH,
+        };
         AccountTest::with(())
             .given(vec![registered(user)])
-            .when_async(AccountCommand::OptOut { keyword: "STOP".into(), at: DateTime::UNIX_EPOCH })
+            .when_async(AccountCommand::OptOut {
+                keyword: "STOP".into(),
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
             .then_expect_events(vec![out.clone()]);
         AccountTest::with(())
             .given(vec![registered(user), out.clone()])
-            .when_async(AccountCommand::OptOut { keyword: "QUIT".into(), at: DateTime::UNIX_EPOCH })
+            .when_async(AccountCommand::OptOut {
+                keyword: "QUIT".into(),
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
             .then_expect_events(vec![]);
         AccountTest::with(())
             .given(vec![registered(user), out])
-            .when_async(AccountCommand::OptIn { at: DateTime::UNIX_EPOCH })
+            .when_async(AccountCommand::OptIn {
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
-            .then_expect_events(vec![AccountEvent::OptedIn { at: DateTime::UNIX_EPOCH }]);
+            .then_expect_events(vec![AccountEvent::OptedIn {
+                at: DateTime::UNIX_EPOCH,
+            }]);
     }
 
     #[tokio::test]
     async fn commands_before_registration_are_refused() {
         AccountTest::with(())
             .given_no_previous_events()
-            .when_async(AccountCommand::OptIn { at: DateTime::UNIX_EPOCH })
+            .when_async(AccountCommand::OptIn {
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
             .then_expect_error(AccountError::NotRegistered);
     }
@@ -304,9 +359,13 @@ mod tests {
         let user = UserId::new();
         let mut account = Account::default();
         account.apply(registered(user));
-        account.apply(AccountEvent::NameSet { name: DataKey::generate(user).seal("Sam") });
+        account.apply(AccountEvent::NameSet {
+            name: DataKey::generate(user).seal("Sam"),
+        });
         assert_eq!(account.onboarding(), Onboarding::NeedsTimezone);
-        account.apply(AccountEvent::TimezoneSet { timezone: Timezone::parse("Europe/Paris").unwrap() });
+        account.apply(AccountEvent::TimezoneSet {
+            timezone: Timezone::parse("Europe/Paris").unwrap(),
+        });
         assert_eq!(account.onboarding(), Onboarding::Complete);
     }
 }

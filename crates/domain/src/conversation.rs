@@ -36,7 +36,9 @@ impl Channel {
 }
 
 /// What an outbound message is; the notifier sends in this order of priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboundKind {
     /// A direct answer to something the user just said: sent first.
@@ -136,8 +138,17 @@ pub enum ConversationCommand {
     },
     /// The notifier's durable claim before it calls Twilio: at most one send per reply.
     BeginSending { reply_id: Uuid, at: DateTime<Utc> },
-    RecordReplySent { reply_id: Uuid, provider_sid: Option<String>, via: SendVia, at: DateTime<Utc> },
-    RecordReplyFailed { reply_id: Uuid, reason: String, at: DateTime<Utc> },
+    RecordReplySent {
+        reply_id: Uuid,
+        provider_sid: Option<String>,
+        via: SendVia,
+        at: DateTime<Utc>,
+    },
+    RecordReplyFailed {
+        reply_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     RecordDeliveryStatus {
         reply_id: Uuid,
         status: DeliveryStatus,
@@ -166,9 +177,21 @@ pub enum ConversationEvent {
         kind: OutboundKind,
         queued_at: DateTime<Utc>,
     },
-    ReplySendStarted { reply_id: Uuid, at: DateTime<Utc> },
-    ReplySent { reply_id: Uuid, provider_sid: Option<String>, via: SendVia, at: DateTime<Utc> },
-    ReplyFailed { reply_id: Uuid, reason: String, at: DateTime<Utc> },
+    ReplySendStarted {
+        reply_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    ReplySent {
+        reply_id: Uuid,
+        provider_sid: Option<String>,
+        via: SendVia,
+        at: DateTime<Utc>,
+    },
+    ReplyFailed {
+        reply_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     DeliveryStatusRecorded {
         reply_id: Uuid,
         status: DeliveryStatus,
@@ -244,45 +267,117 @@ impl Aggregate for Conversation {
         use ConversationCommand as C;
         use ConversationEvent as E;
         match command {
-            C::ReceiveMessage { message_id, channel, provider_sid, body, received_at } => {
+            C::ReceiveMessage {
+                message_id,
+                channel,
+                provider_sid,
+                body,
+                received_at,
+            } => {
                 let number = self.received + 1;
                 sink.write(
-                    E::MessageReceived { message_id, number, channel, provider_sid, body, received_at },
+                    E::MessageReceived {
+                        message_id,
+                        number,
+                        channel,
+                        provider_sid,
+                        body,
+                        received_at,
+                    },
                     self,
                 )
                 .await;
             }
-            C::QueueReply { reply_id, answers_through, channel, body, segments, kind, queued_at } => {
+            C::QueueReply {
+                reply_id,
+                answers_through,
+                channel,
+                body,
+                segments,
+                kind,
+                queued_at,
+            } => {
                 let already_answered = answers_through.is_some_and(|n| n <= self.answered_through);
                 if already_answered || self.pending.contains_key(&reply_id) {
                     return Ok(());
                 }
                 sink.write(
-                    E::ReplyQueued { reply_id, answers_through, channel, body, segments, kind, queued_at },
+                    E::ReplyQueued {
+                        reply_id,
+                        answers_through,
+                        channel,
+                        body,
+                        segments,
+                        kind,
+                        queued_at,
+                    },
                     self,
                 )
                 .await;
             }
             C::BeginSending { reply_id, at } => match self.pending.get(&reply_id) {
-                Some(PendingReply { state: ReplyState::Queued, .. }) => {
+                Some(PendingReply {
+                    state: ReplyState::Queued,
+                    ..
+                }) => {
                     sink.write(E::ReplySendStarted { reply_id, at }, self).await;
                 }
                 Some(_) => return Err(ConversationError::AlreadySending(reply_id)),
                 None => return Err(ConversationError::NotPending(reply_id)),
             },
-            C::RecordReplySent { reply_id, provider_sid, via, at } => {
+            C::RecordReplySent {
+                reply_id,
+                provider_sid,
+                via,
+                at,
+            } => {
                 if self.pending.contains_key(&reply_id) {
-                    sink.write(E::ReplySent { reply_id, provider_sid, via, at }, self).await;
+                    sink.write(
+                        E::ReplySent {
+                            reply_id,
+                            provider_sid,
+                            via,
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
                 }
             }
-            C::RecordReplyFailed { reply_id, reason, at } => {
+            C::RecordReplyFailed {
+                reply_id,
+                reason,
+                at,
+            } => {
                 if self.pending.contains_key(&reply_id) {
-                    sink.write(E::ReplyFailed { reply_id, reason, at }, self).await;
+                    sink.write(
+                        E::ReplyFailed {
+                            reply_id,
+                            reason,
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
                 }
             }
-            C::RecordDeliveryStatus { reply_id, status, error_code, at } => {
+            C::RecordDeliveryStatus {
+                reply_id,
+                status,
+                error_code,
+                at,
+            } => {
                 if !self.recent_statuses.contains(&(reply_id, status)) {
-                    sink.write(E::DeliveryStatusRecorded { reply_id, status, error_code, at }, self).await;
+                    sink.write(
+                        E::DeliveryStatusRecorded {
+                            reply_id,
+                            status,
+                            error_code,
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
                 }
             }
         }
@@ -293,11 +388,24 @@ impl Aggregate for Conversation {
         use ConversationEvent as E;
         match event {
             E::MessageReceived { number, .. } => self.received = self.received.max(number),
-            E::ReplyQueued { reply_id, answers_through, kind, channel, .. } => {
+            E::ReplyQueued {
+                reply_id,
+                answers_through,
+                kind,
+                channel,
+                ..
+            } => {
                 if let Some(n) = answers_through {
                     self.answered_through = self.answered_through.max(n);
                 }
-                self.pending.insert(reply_id, PendingReply { state: ReplyState::Queued, kind, channel });
+                self.pending.insert(
+                    reply_id,
+                    PendingReply {
+                        state: ReplyState::Queued,
+                        kind,
+                        channel,
+                    },
+                );
             }
             E::ReplySendStarted { reply_id, .. } => {
                 if let Some(p) = self.pending.get_mut(&reply_id) {
@@ -307,7 +415,9 @@ impl Aggregate for Conversation {
             E::ReplySent { reply_id, .. } | E::ReplyFailed { reply_id, .. } => {
                 self.pending.remove(&reply_id);
             }
-            E::DeliveryStatusRecorded { reply_id, status, .. } => {
+            E::DeliveryStatusRecorded {
+                reply_id, status, ..
+            } => {
                 if self.recent_statuses.len() == RECENT_STATUSES {
                     self.recent_statuses.pop_front();
                 }
@@ -394,23 +504,43 @@ mod tests {
         let reply = Uuid::now_v7();
         ConversationTest::with(())
             .given(vec![queued(reply, 1, &body)])
-            .when_async(ConversationCommand::BeginSending { reply_id: reply, at: DateTime::UNIX_EPOCH })
+            .when_async(ConversationCommand::BeginSending {
+                reply_id: reply,
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
-            .then_expect_events(vec![ConversationEvent::ReplySendStarted { reply_id: reply, at: DateTime::UNIX_EPOCH }]);
+            .then_expect_events(vec![ConversationEvent::ReplySendStarted {
+                reply_id: reply,
+                at: DateTime::UNIX_EPOCH,
+            }]);
         ConversationTest::with(())
             .given(vec![
                 queued(reply, 1, &body),
-                ConversationEvent::ReplySendStarted { reply_id: reply, at: DateTime::UNIX_EPOCH },
+                ConversationEvent::ReplySendStarted {
+                    reply_id: reply,
+                    at: DateTime::UNIX_EPOCH,
+                },
             ])
-            .when_async(ConversationCommand::BeginSending { reply_id: reply, at: DateTime::UNIX_EPOCH })
+            .when_async(ConversationCommand::BeginSending {
+                reply_id: reply,
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
             .then_expect_error(ConversationError::AlreadySending(reply));
         ConversationTest::with(())
             .given(vec![
                 queued(reply, 1, &body),
-                ConversationEvent::ReplySent { reply_id: reply, provider_sid: None, via: SendVia::Console, at: DateTime::UNIX_EPOCH },
+                ConversationEvent::ReplySent {
+                    reply_id: reply,
+                    provider_sid: None,
+                    via: SendVia::Console,
+                    at: DateTime::UNIX_EPOCH,
+                },
             ])
-            .when_async(ConversationCommand::BeginSending { reply_id: reply, at: DateTime::UNIX_EPOCH })
+            .when_async(ConversationCommand::BeginSending {
+                reply_id: reply,
+                at: DateTime::UNIX_EPOCH,
+            })
             .await
             .then_expect_error(ConversationError::NotPending(reply));
     }
@@ -444,8 +574,18 @@ mod tests {
             c.apply(received(n, &body));
             let reply = Uuid::from_u128(n as u128);
             c.apply(queued(reply, n, &body));
-            c.apply(ConversationEvent::ReplySent { reply_id: reply, provider_sid: None, via: SendVia::Console, at: DateTime::UNIX_EPOCH });
-            c.apply(ConversationEvent::DeliveryStatusRecorded { reply_id: reply, status: DeliveryStatus::Delivered, error_code: None, at: DateTime::UNIX_EPOCH });
+            c.apply(ConversationEvent::ReplySent {
+                reply_id: reply,
+                provider_sid: None,
+                via: SendVia::Console,
+                at: DateTime::UNIX_EPOCH,
+            });
+            c.apply(ConversationEvent::DeliveryStatusRecorded {
+                reply_id: reply,
+                status: DeliveryStatus::Delivered,
+                error_code: None,
+                at: DateTime::UNIX_EPOCH,
+            });
         }
         let size = serde_json::to_vec(&c).unwrap().len();
         assert!(c.pending.is_empty());
@@ -454,8 +594,14 @@ mod tests {
 
     #[test]
     fn twilio_statuses_parse() {
-        assert_eq!(DeliveryStatus::parse("delivered"), Some(DeliveryStatus::Delivered));
-        assert_eq!(DeliveryStatus::parse("undelivered"), Some(DeliveryStatus::Undelivered));
+        assert_eq!(
+            DeliveryStatus::parse("delivered"),
+            Some(DeliveryStatus::Delivered)
+        );
+        assert_eq!(
+            DeliveryStatus::parse("undelivered"),
+            Some(DeliveryStatus::Undelivered)
+        );
         assert_eq!(DeliveryStatus::parse("bogus"), None);
     }
 }

@@ -47,15 +47,25 @@ pub enum DecodeError {
     #[error("unknown aggregate type {0:?}")]
     UnknownAggregate(String),
     #[error("undecodable {aggregate_type} event: {source}")]
-    Payload { aggregate_type: String, source: serde_json::Error },
+    Payload {
+        aggregate_type: String,
+        source: serde_json::Error,
+    },
 }
 
 impl DomainEventKind {
     pub fn decode(aggregate_type: &str, payload: &serde_json::Value) -> Result<Self, DecodeError> {
-        let err = |source| DecodeError::Payload { aggregate_type: aggregate_type.to_string(), source };
+        let err = |source| DecodeError::Payload {
+            aggregate_type: aggregate_type.to_string(),
+            source,
+        };
         match aggregate_type {
-            Account::TYPE => serde_json::from_value(payload.clone()).map(Self::Account).map_err(err),
-            Conversation::TYPE => serde_json::from_value(payload.clone()).map(Self::Conversation).map_err(err),
+            Account::TYPE => serde_json::from_value(payload.clone())
+                .map(Self::Account)
+                .map_err(err),
+            Conversation::TYPE => serde_json::from_value(payload.clone())
+                .map(Self::Conversation)
+                .map_err(err),
             other => Err(DecodeError::UnknownAggregate(other.to_string())),
         }
     }

@@ -23,7 +23,9 @@ pub enum ParseError {
 }
 
 /// A Sidekick user. Every aggregate of a user is keyed by this id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct UserId(pub Uuid);
 
@@ -33,7 +35,9 @@ impl UserId {
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        Uuid::parse_str(s.trim()).map(Self).map_err(|_| ParseError::UserId(s.to_string()))
+        Uuid::parse_str(s.trim())
+            .map(Self)
+            .map_err(|_| ParseError::UserId(s.to_string()))
     }
 
     pub fn as_uuid(&self) -> Uuid {
@@ -281,7 +285,10 @@ pub struct QuietHours {
 impl Default for QuietHours {
     /// ADHD.md: 21:00–08:00 local for new users.
     fn default() -> Self {
-        Self { start: TimeOfDay::hm(21, 0), end: TimeOfDay::hm(8, 0) }
+        Self {
+            start: TimeOfDay::hm(21, 0),
+            end: TimeOfDay::hm(8, 0),
+        }
     }
 }
 
@@ -302,8 +309,18 @@ mod tests {
 
     #[test]
     fn phone_numbers_are_normalised_e164() {
-        assert_eq!(PhoneNumber::parse("+1 (555) 123-0001").unwrap().as_str(), "+15551230001");
-        for bad in ["15551230001", "+1", "+0123456789", "+1555abc0001", "", "+1234567890123456"] {
+        assert_eq!(
+            PhoneNumber::parse("+1 (555) 123-0001").unwrap().as_str(),
+            "+15551230001"
+        );
+        for bad in [
+            "15551230001",
+            "+1",
+            "+0123456789",
+            "+1555abc0001",
+            "",
+            "+1234567890123456",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }
@@ -311,7 +328,10 @@ mod tests {
     #[test]
     fn masking_hides_all_but_the_last_four_digits() {
         assert_eq!(mask_phone("+15551230001"), "+1******0001");
-        assert_eq!(PhoneNumber::parse("+447700900123").unwrap().masked(), "+4*******0123");
+        assert_eq!(
+            PhoneNumber::parse("+447700900123").unwrap().masked(),
+            "+4*******0123"
+        );
     }
 
     #[test]
@@ -340,7 +360,10 @@ mod tests {
         assert!(q.contains(t(7, 59)));
         assert!(!q.contains(t(8, 0)));
         assert!(!q.contains(t(12, 0)));
-        let day = QuietHours { start: TimeOfDay::hm(13, 0), end: TimeOfDay::hm(14, 0) };
+        let day = QuietHours {
+            start: TimeOfDay::hm(13, 0),
+            end: TimeOfDay::hm(14, 0),
+        };
         assert!(day.contains(t(13, 30)) && !day.contains(t(14, 30)));
     }
 }

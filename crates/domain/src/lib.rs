@@ -25,10 +25,12 @@ pub mod sms;
 
 pub use account::{Account, AccountCommand, AccountError, AccountEvent, Onboarding, SignupChannel};
 pub use conversation::{
-    Channel, Conversation, ConversationCommand, ConversationError, ConversationEvent, DeliveryStatus,
-    OutboundKind, SendVia,
+    Channel, Conversation, ConversationCommand, ConversationError, ConversationEvent,
+    DeliveryStatus, OutboundKind, SendVia,
 };
-pub use envelope::{partition_of, DomainEventKind, EventEnvelope};
-pub use ids::{mask_phone, MessageSid, ParseError, PhoneNumber, QuietHours, TimeOfDay, Timezone, UserId};
-pub use sealed::{DataKey, MasterKey, SealError, SealedText};
 pub use cqrs_es::Aggregate;
+pub use envelope::{partition_of, DomainEventKind, EventEnvelope};
+pub use ids::{
+    mask_phone, MessageSid, ParseError, PhoneNumber, QuietHours, TimeOfDay, Timezone, UserId,
+};
+pub use sealed::{DataKey, MasterKey, SealError, SealedText};

@@ -12,8 +12,14 @@ pub fn all() -> Vec<(&'static str, Schema)> {
     vec![
         ("account.commands.v1.json", schema_for!(AccountCommand)),
         ("account.events.v1.json", schema_for!(AccountEvent)),
-        ("conversation.commands.v1.json", schema_for!(ConversationCommand)),
-        ("conversation.events.v1.json", schema_for!(ConversationEvent)),
+        (
+            "conversation.commands.v1.json",
+            schema_for!(ConversationCommand),
+        ),
+        (
+            "conversation.events.v1.json",
+            schema_for!(ConversationEvent),
+        ),
         ("event-envelope.v1.json", schema_for!(EventEnvelope)),
     ]
 }

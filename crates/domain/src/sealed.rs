@@ -70,7 +70,13 @@ fn seal_bytes(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> String {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     // Encryption with a valid key and nonce cannot fail for inputs of this size.
     let ct = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default();
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -113,7 +119,11 @@ impl DataKey {
     }
 
     pub fn seal(&self, plaintext: &str) -> SealedText {
-        SealedText(seal_bytes(&self.key, &text_aad(self.user), plaintext.as_bytes()))
+        SealedText(seal_bytes(
+            &self.key,
+            &text_aad(self.user),
+            plaintext.as_bytes(),
+        ))
     }
 
     pub fn open(&self, sealed: &SealedText) -> Result<String, SealError> {
@@ -212,7 +222,10 @@ mod tests {
         let sealed = alice.seal("secret");
         assert_eq!(bob.open(&sealed), Err(SealError::Open));
         // Same key bytes bound to another user id: the associated data differs.
-        let moved = DataKey { user: bob.user, key: alice.key };
+        let moved = DataKey {
+            user: bob.user,
+            key: alice.key,
+        };
         assert_eq!(moved.open(&sealed), Err(SealError::Open));
     }
 

@@ -29,8 +29,18 @@ fn committed_schemas_match_the_rust_types() {
 
 #[test]
 fn every_event_type_has_a_schema_variant() {
-    let events = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/conversation.events.v1.json")).unwrap();
-    for name in ["MessageReceived", "ReplyQueued", "ReplySendStarted", "ReplySent", "ReplyFailed", "DeliveryStatusRecorded"] {
+    let events = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/conversation.events.v1.json"),
+    )
+    .unwrap();
+    for name in [
+        "MessageReceived",
+        "ReplyQueued",
+        "ReplySendStarted",
+        "ReplySent",
+        "ReplyFailed",
+        "DeliveryStatusRecorded",
+    ] {
         assert!(events.contains(name), "{name} missing from the schema");
     }
 }

@@ -41,7 +41,12 @@ pub trait Projection: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     fn wants(&self, aggregate_type: &str) -> bool;
     /// Applies one event inside the user's transaction.
-    async fn apply(&self, tx: &mut UserTx, event: &EventEnvelope, decoded: &DomainEventKind) -> Result<Vec<UiChange>>;
+    async fn apply(
+        &self,
+        tx: &mut UserTx,
+        event: &EventEnvelope,
+        decoded: &DomainEventKind,
+    ) -> Result<Vec<UiChange>>;
 }
 
 /// What projecting one event did.
@@ -82,12 +87,18 @@ async fn save_checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -
 }
 
 fn decode(e: &EventEnvelope) -> Result<DomainEventKind> {
-    e.decode().map_err(|err| StoreError::Corrupt(err.to_string()))
+    e.decode()
+        .map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 
 /// Applies `event` (and any gap before it) inside `tx`, which must already act as the
 /// event's user. Used by the live worker and by replay alike.
-pub async fn apply_in(pool: &PgPool, tx: &mut UserTx, p: &dyn Projection, event: &EventEnvelope) -> Result<Applied> {
+pub async fn apply_in(
+    pool: &PgPool,
+    tx: &mut UserTx,
+    p: &dyn Projection,
+    event: &EventEnvelope,
+) -> Result<Applied> {
     if !p.wants(&event.aggregate_type) {
         return Ok(Applied::default());
     }
@@ -100,15 +111,22 @@ pub async fn apply_in(pool: &PgPool, tx: &mut UserTx, p: &dyn Projection, event:
         // Events are immutable once committed, and the aggregate's earlier events
         // committed before this one was written, so the event store has them all.
         let mut conn = pool.acquire().await?;
-        pending = events::aggregate_range(&mut conn, &event.aggregate_type, &event.aggregate_id, last + 1, event.sequence - 1)
-            .await?;
+        pending = events::aggregate_range(
+            &mut conn,
+            &event.aggregate_type,
+            &event.aggregate_id,
+            last + 1,
+            event.sequence - 1,
+        )
+        .await?;
         if pending.len() as i64 != event.sequence - 1 - last {
             return Err(StoreError::Corrupt(format!(
                 "gap before {}#{} could not be filled from the event store",
                 event.aggregate_id, event.sequence
             )));
         }
-        metrics::counter!("sidekick_projection_gaps_filled_total", "projection" => p.name()).increment(pending.len() as u64);
+        metrics::counter!("sidekick_projection_gaps_filled_total", "projection" => p.name())
+            .increment(pending.len() as u64);
         tracing::info!(projection = p.name(), aggregate_id = %event.aggregate_id, filled = pending.len(), "filled a sequence gap from the event store");
     }
     pending.push(event.clone());

@@ -22,29 +22,43 @@ pub async fn reset(pool: &PgPool, p: &dyn Projection, user: Option<UserId>) -> R
         None => {
             let mut tx = pool.begin().await?;
             for table in p.tables() {
-                sqlx::query(&format!("TRUNCATE {table}")).execute(&mut *tx).await?;
+                sqlx::query(&format!("TRUNCATE {table}"))
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1").bind(p.name()).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+                .bind(p.name())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         }
         Some(user) => {
             let mut tx = pool.begin().await?;
             act_as(&mut tx, user).await?;
             for table in p.tables() {
-                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(user.as_uuid()).execute(&mut *tx).await?;
+                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                    .bind(user.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1 AND user_id = $2")
-                .bind(p.name())
-                .bind(user.as_uuid())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM projection_checkpoints WHERE projection = $1 AND user_id = $2",
+            )
+            .bind(p.name())
+            .bind(user.as_uuid())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         }
     }
     Ok(())
 }
 
-async fn apply_batch(pool: &PgPool, projections: &[&dyn Projection], batch: &[EventEnvelope]) -> Result<()> {
+async fn apply_batch(
+    pool: &PgPool,
+    projections: &[&dyn Projection],
+    batch: &[EventEnvelope],
+) -> Result<()> {
     let mut tx = pool.begin().await?;
     let mut acting: Option<UserId> = None;
     for e in batch {

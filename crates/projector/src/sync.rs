@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use sidekick_domain::{
-    Account, AccountEvent, Aggregate, Conversation, ConversationEvent, DomainEventKind, EventEnvelope,
+    Account, AccountEvent, Aggregate, Conversation, ConversationEvent, DomainEventKind,
+    EventEnvelope,
 };
 use sidekick_store::scoped::UserTx;
 use sidekick_store::Result;
@@ -27,7 +28,12 @@ impl Projection for SyncProjection {
         aggregate_type == Account::TYPE || aggregate_type == Conversation::TYPE
     }
 
-    async fn apply(&self, tx: &mut UserTx, e: &EventEnvelope, decoded: &DomainEventKind) -> Result<Vec<UiChange>> {
+    async fn apply(
+        &self,
+        tx: &mut UserTx,
+        e: &EventEnvelope,
+        decoded: &DomainEventKind,
+    ) -> Result<Vec<UiChange>> {
         match decoded {
             DomainEventKind::Account(a) => account(tx, e, a).await,
             DomainEventKind::Conversation(c) => conversation(tx, e, c).await,
@@ -36,16 +42,30 @@ impl Projection for SyncProjection {
 }
 
 fn profile_changed() -> Vec<UiChange> {
-    vec![UiChange { resource: "me", id: None }]
+    vec![UiChange {
+        resource: "me",
+        id: None,
+    }]
 }
 
-async fn account(tx: &mut UserTx, e: &EventEnvelope, event: &AccountEvent) -> Result<Vec<UiChange>> {
+async fn account(
+    tx: &mut UserTx,
+    e: &EventEnvelope,
+    event: &AccountEvent,
+) -> Result<Vec<UiChange>> {
     let user = e.user_id.as_uuid();
     let update = |set: &'static str| {
         format!("UPDATE sync_users SET {set}, updated_at = $2 WHERE user_id = $1")
     };
     match event {
-        AccountEvent::AccountRegistered { phone, timezone, quiet_hours, via, registered_at, .. } => {
+        AccountEvent::AccountRegistered {
+            phone,
+            timezone,
+            quiet_hours,
+            via,
+            registered_at,
+            ..
+        } => {
             sqlx::query(
                 "INSERT INTO sync_users (user_id, phone, timezone, quiet_start, quiet_end, signup_via, registered_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
@@ -65,10 +85,20 @@ async fn account(tx: &mut UserTx, e: &EventEnvelope, event: &AccountEvent) -> Re
             .await?;
         }
         AccountEvent::NameSet { name } => {
-            sqlx::query(&update("name_sealed = $3")).bind(user).bind(e.occurred_at).bind(name.as_str()).execute(&mut **tx).await?;
+            sqlx::query(&update("name_sealed = $3"))
+                .bind(user)
+                .bind(e.occurred_at)
+                .bind(name.as_str())
+                .execute(&mut **tx)
+                .await?;
         }
         AccountEvent::TimezoneSet { timezone } => {
-            sqlx::query(&update("timezone = $3")).bind(user).bind(e.occurred_at).bind(timezone.name()).execute(&mut **tx).await?;
+            sqlx::query(&update("timezone = $3"))
+                .bind(user)
+                .bind(e.occurred_at)
+                .bind(timezone.name())
+                .execute(&mut **tx)
+                .await?;
         }
         AccountEvent::QuietHoursSet { quiet_hours } => {
             sqlx::query(&update("quiet_start = $3, quiet_end = $4"))
@@ -80,16 +110,30 @@ async fn account(tx: &mut UserTx, e: &EventEnvelope, event: &AccountEvent) -> Re
                 .await?;
         }
         AccountEvent::OptedOut { .. } => {
-            sqlx::query(&update("opted_out = true")).bind(user).bind(e.occurred_at).execute(&mut **tx).await?;
+            sqlx::query(&update("opted_out = true"))
+                .bind(user)
+                .bind(e.occurred_at)
+                .execute(&mut **tx)
+                .await?;
         }
         AccountEvent::OptedIn { .. } => {
-            sqlx::query(&update("opted_out = false")).bind(user).bind(e.occurred_at).execute(&mut **tx).await?;
+            sqlx::query(&update("opted_out = false"))
+                .bind(user)
+                .bind(e.occurred_at)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(profile_changed())
 }
 
-async fn set_status(tx: &mut UserTx, e: &EventEnvelope, id: uuid::Uuid, status: &str, error: Option<&str>) -> Result<()> {
+async fn set_status(
+    tx: &mut UserTx,
+    e: &EventEnvelope,
+    id: uuid::Uuid,
+    status: &str,
+    error: Option<&str>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE sync_messages SET status = $3, error = coalesce($4, error), updated_at = $5
           WHERE user_id = $1 AND id = $2 AND sidekick_status_rank(status) < sidekick_status_rank($3)",
@@ -104,11 +148,22 @@ async fn set_status(tx: &mut UserTx, e: &EventEnvelope, id: uuid::Uuid, status: 
     Ok(())
 }
 
-async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEvent) -> Result<Vec<UiChange>> {
+async fn conversation(
+    tx: &mut UserTx,
+    e: &EventEnvelope,
+    event: &ConversationEvent,
+) -> Result<Vec<UiChange>> {
     use ConversationEvent as C;
     let user = e.user_id.as_uuid();
     let id = match event {
-        C::MessageReceived { message_id, number, channel, provider_sid, body, received_at } => {
+        C::MessageReceived {
+            message_id,
+            number,
+            channel,
+            provider_sid,
+            body,
+            received_at,
+        } => {
             sqlx::query(
                 "INSERT INTO sync_messages (user_id, id, direction, channel, body_sealed, number, at, status, provider_sid, updated_at)
                  VALUES ($1, $2, 'in', $3, $4, $5, $6, 'received', $7, $6)
@@ -125,7 +180,14 @@ async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEv
             .await?;
             *message_id
         }
-        C::ReplyQueued { reply_id, channel, body, kind, queued_at, .. } => {
+        C::ReplyQueued {
+            reply_id,
+            channel,
+            body,
+            kind,
+            queued_at,
+            ..
+        } => {
             sqlx::query(
                 "INSERT INTO sync_messages (user_id, id, direction, channel, kind, body_sealed, at, status, updated_at)
                  VALUES ($1, $2, 'out', $3, $4, $5, $6, 'queued', $6)
@@ -145,7 +207,12 @@ async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEv
             set_status(tx, e, *reply_id, "sending", None).await?;
             *reply_id
         }
-        C::ReplySent { reply_id, provider_sid, via, .. } => {
+        C::ReplySent {
+            reply_id,
+            provider_sid,
+            via,
+            ..
+        } => {
             // Console and web replies have no carrier leg: sent is as far as they go,
             // and the dashboard shows them delivered.
             let status = match via {
@@ -161,15 +228,25 @@ async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEv
             set_status(tx, e, *reply_id, status, None).await?;
             *reply_id
         }
-        C::ReplyFailed { reply_id, reason, .. } => {
+        C::ReplyFailed {
+            reply_id, reason, ..
+        } => {
             set_status(tx, e, *reply_id, "failed", Some(reason)).await?;
             *reply_id
         }
-        C::DeliveryStatusRecorded { reply_id, status, error_code, .. } => {
+        C::DeliveryStatusRecorded {
+            reply_id,
+            status,
+            error_code,
+            ..
+        } => {
             let error = error_code.map(|c| format!("carrier error {c}"));
             set_status(tx, e, *reply_id, status.as_str(), error.as_deref()).await?;
             *reply_id
         }
     };
-    Ok(vec![UiChange { resource: "conversation", id: Some(id.to_string()) }])
+    Ok(vec![UiChange {
+        resource: "conversation",
+        id: Some(id.to_string()),
+    }])
 }

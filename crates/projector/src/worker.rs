@@ -18,7 +18,11 @@ pub struct ProjectorWorker {
 
 impl ProjectorWorker {
     pub fn new(pool: PgPool, bus: Bus, projections: Vec<Box<dyn Projection>>) -> Arc<Self> {
-        Arc::new(Self { pool, bus, projections })
+        Arc::new(Self {
+            pool,
+            bus,
+            projections,
+        })
     }
 }
 
@@ -33,7 +37,10 @@ impl Handler for ProjectorWorker {
             match crate::project(&self.pool, p.as_ref(), e).await {
                 Ok(applied) => {
                     if applied.events > 0 {
-                        let lag = (chrono::Utc::now() - e.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                        let lag = (chrono::Utc::now() - e.occurred_at)
+                            .num_microseconds()
+                            .unwrap_or(0) as f64
+                            / 1e6;
                         metrics::histogram!("sidekick_projection_lag_seconds", "projector" => p.name()).record(lag.max(0.0));
                     }
                     changes.extend(applied.changes);
@@ -48,10 +55,19 @@ impl Handler for ProjectorWorker {
         Outcome::Ack
     }
 
-    async fn dead_letter(&self, subject: &str, payload: &[u8], event_id: Option<uuid::Uuid>, error: &str) {
+    async fn dead_letter(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        event_id: Option<uuid::Uuid>,
+        error: &str,
+    ) {
         tracing::error!(subject, ?event_id, error, "projector dead letter");
         let text = String::from_utf8_lossy(payload);
-        if let Err(e) = registry::record_dead_letter(&self.pool, "projector", event_id, subject, error, &text).await {
+        if let Err(e) =
+            registry::record_dead_letter(&self.pool, "projector", event_id, subject, error, &text)
+                .await
+        {
             tracing::error!(error = %e, "dead letter could not be recorded");
         }
     }

@@ -11,12 +11,21 @@ use sidekick_store::events;
 use sidekick_store::testing::TestDb;
 
 const COLUMNS: &[(&str, &str)] = &[
-    ("sync_users", "user_id, phone, name_sealed, timezone, quiet_start, quiet_end, opted_out, signup_via"),
-    ("sync_messages", "id, direction, channel, kind, body_sealed, number, status, provider_sid, error"),
+    (
+        "sync_users",
+        "user_id, phone, name_sealed, timezone, quiet_start, quiet_end, opted_out, signup_via",
+    ),
+    (
+        "sync_messages",
+        "id, direction, channel, kind, body_sealed, number, status, provider_sid, error",
+    ),
 ];
 
 fn cases(projection: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../projections").join(projection).join("cases");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../projections")
+        .join(projection)
+        .join("cases");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -47,7 +56,11 @@ async fn insert_events(pool: &sqlx::PgPool, user: UserId, events: &[Value]) {
 }
 
 async fn rows(pool: &sqlx::PgPool, table: &str, columns: &str) -> Value {
-    let order = if table == "sync_messages" { "at, id" } else { "user_id" };
+    let order = if table == "sync_messages" {
+        "at, id"
+    } else {
+        "user_id"
+    };
     let sql = format!("SELECT coalesce(json_agg(t), '[]'::json) FROM (SELECT {columns} FROM {table} ORDER BY {order}) t");
     let json: sqlx::types::Json<Value> = sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
     json.0
@@ -81,7 +94,10 @@ async fn run_cases(p: &dyn Projection) {
 
         for e in &history {
             let again = project(&db.pool, p, e).await.unwrap();
-            assert_eq!(again.events, 0, "{name}: a redelivered event changed the read model");
+            assert_eq!(
+                again.events, 0,
+                "{name}: a redelivered event changed the read model"
+            );
         }
         check(&db.pool, &case, &name, "redelivered").await;
 
@@ -91,7 +107,9 @@ async fn run_cases(p: &dyn Projection) {
         }
         check(&db.pool, &case, &name, "reverse order, gaps filled").await;
 
-        let replayed = replay::rebuild(&db.pool, &[p], None, |_, _| {}).await.unwrap();
+        let replayed = replay::rebuild(&db.pool, &[p], None, |_, _| {})
+            .await
+            .unwrap();
         assert_eq!(replayed as usize, history.len());
         check(&db.pool, &case, &name, "replayed").await;
         db.cleanup().await;

@@ -19,7 +19,10 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
     }
 }
 
@@ -54,7 +57,8 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {
     match sqlx::query(&sql).execute(&mut admin).await {
         Ok(_) => tracing::info!(database = %name, "created database"),
         // Another process created it at the same moment.
-        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+        Err(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
         Err(e) => return Err(e.into()),
     }
     let _ = admin.close().await;
@@ -64,13 +68,10 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {
 /// Applies pending migrations. Safe when several processes start at once: sqlx takes
 /// an advisory lock for the duration.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
-            other => StoreError::Corrupt(format!("migration failed: {other}")),
-        })
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+        other => StoreError::Corrupt(format!("migration failed: {other}")),
+    })
 }
 
 /// Drops a database (tests and benchmarks that made their own).
@@ -81,7 +82,10 @@ pub async fn drop_database(url: &str) -> Result<()> {
         return Ok(());
     };
     let mut admin = PgConnection::connect_with(&options.database("postgres")).await?;
-    let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", name.replace('"', "\"\""));
+    let sql = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        name.replace('"', "\"\"")
+    );
     sqlx::query(&sql).execute(&mut admin).await?;
     let _ = admin.close().await;
     Ok(())

@@ -12,7 +12,11 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("concurrent update conflict on {aggregate} {id} after {attempts} attempts")]
-    Conflict { aggregate: &'static str, id: String, attempts: u32 },
+    Conflict {
+        aggregate: &'static str,
+        id: String,
+        attempts: u32,
+    },
     #[error("command rejected: {0}")]
     Rejected(String),
     #[error("sealed data could not be opened: {0}")]
@@ -40,7 +44,9 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
             sqlx::Error::Database(ref db)
-                if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
             {
                 Self::Unavailable(e.to_string())
             }
@@ -58,16 +64,21 @@ impl From<serde_json::Error> for StoreError {
 pub(crate) fn from_aggregate<T: std::error::Error>(e: AggregateError<T>) -> StoreError {
     match e {
         AggregateError::UserError(e) => StoreError::Rejected(e.to_string()),
-        AggregateError::AggregateConflict => {
-            StoreError::Conflict { aggregate: "?", id: String::new(), attempts: 1 }
-        }
+        AggregateError::AggregateConflict => StoreError::Conflict {
+            aggregate: "?",
+            id: String::new(),
+            attempts: 1,
+        },
         AggregateError::DatabaseConnectionError(e) => StoreError::Unavailable(e.to_string()),
         AggregateError::DeserializationError(e) => StoreError::Corrupt(e.to_string()),
         // postgres-es reports pool time-outs as unexpected errors: a database that is
         // down must read as unavailable, so callers answer 503 instead of 500.
         AggregateError::UnexpectedError(e) => {
             let text = e.to_string();
-            if text.contains("pool timed out") || text.contains("onnection") || text.contains("closed") {
+            if text.contains("pool timed out")
+                || text.contains("onnection")
+                || text.contains("closed")
+            {
                 StoreError::Unavailable(text)
             } else {
                 StoreError::Corrupt(text)

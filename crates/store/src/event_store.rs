@@ -35,7 +35,9 @@ impl<A> SnapshotEventStore<A> {
     }
 }
 
-fn unexpected<T: std::error::Error>(e: impl std::error::Error + Send + Sync + 'static) -> AggregateError<T> {
+fn unexpected<T: std::error::Error>(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> AggregateError<T> {
     AggregateError::UnexpectedError(Box::new(e))
 }
 
@@ -49,7 +51,10 @@ fn deserialize<A: Aggregate>(
 }
 
 impl<A: Aggregate> SnapshotEventStore<A> {
-    async fn read_snapshot(&self, id: &str) -> Result<Option<(usize, A)>, AggregateError<A::Error>> {
+    async fn read_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<Option<(usize, A)>, AggregateError<A::Error>> {
         let row: Option<(i64, serde_json::Value)> = sqlx::query_as(
             "SELECT sequence, state FROM aggregate_snapshots WHERE aggregate_type = $1 AND aggregate_id = $2",
         )
@@ -61,12 +66,16 @@ impl<A: Aggregate> SnapshotEventStore<A> {
         // A snapshot that no longer decodes (the aggregate's shape changed) is ignored:
         // the aggregate is rebuilt from its events and the next commit rewrites it.
         Ok(row.and_then(|(seq, state)| {
-            serde_json::from_value::<A>(state).ok().map(|a| (seq as usize, a))
+            serde_json::from_value::<A>(state)
+                .ok()
+                .map(|a| (seq as usize, a))
         }))
     }
 
     async fn write_snapshot(&self, id: &str, sequence: usize, aggregate: &A) {
-        let Ok(state) = serde_json::to_value(aggregate) else { return };
+        let Ok(state) = serde_json::to_value(aggregate) else {
+            return;
+        };
         let result = sqlx::query(
             "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, state)
              VALUES ($1, $2, $3, $4)
@@ -89,7 +98,10 @@ impl<A: Aggregate> SnapshotEventStore<A> {
 impl<A: Aggregate> EventStore<A> for SnapshotEventStore<A> {
     type AC = EventStoreAggregateContext<A>;
 
-    async fn load_events(&self, id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+    async fn load_events(
+        &self,
+        id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let events = self.repo.get_events::<A>(id).await?;
         deserialize(events)
     }
@@ -141,7 +153,8 @@ impl<A: Aggregate> EventStore<A> for SnapshotEventStore<A> {
         let snapshot_at = context.current_snapshot.unwrap_or(0);
         if sequence - snapshot_at >= self.every {
             // `handle` already applied these events to the aggregate through EventSink.
-            self.write_snapshot(&context.aggregate_id, sequence, &context.aggregate).await;
+            self.write_snapshot(&context.aggregate_id, sequence, &context.aggregate)
+                .await;
         }
         Ok(envelopes)
     }

@@ -22,7 +22,8 @@ pub struct Cursor {
     pub position: i64,
 }
 
-const COLUMNS: &str = "event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+const COLUMNS: &str =
+    "event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, \
                        payload, metadata, position, (txid::text)::bigint AS txid, recorded_at";
 
 fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
@@ -30,11 +31,21 @@ fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
     let metadata: serde_json::Value = row.try_get("metadata")?;
     let metadata: HashMap<String, String> = serde_json::from_value(metadata).unwrap_or_default();
     let user_id = UserId::parse(&aggregate_id)
-        .or_else(|_| UserId::parse(metadata.get(meta::USER_ID).map(String::as_str).unwrap_or_default()))
+        .or_else(|_| {
+            UserId::parse(
+                metadata
+                    .get(meta::USER_ID)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )
+        })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let uuid_meta = |k: &str| metadata.get(k).and_then(|v| Uuid::parse_str(v).ok());
     let version: String = row.try_get("event_version")?;
-    let cursor = Cursor { txid: row.try_get("txid")?, position: row.try_get("position")? };
+    let cursor = Cursor {
+        txid: row.try_get("txid")?,
+        position: row.try_get("position")?,
+    };
     Ok((
         EventEnvelope {
             event_id: row.try_get("event_id")?,
@@ -57,7 +68,11 @@ fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
 /// The next events after `after` whose transactions are all finished, in the order
 /// the relay publishes them. Rows of a transaction still running are not returned
 /// yet, and neither is anything after them, so nothing is ever skipped.
-pub async fn committed_after(pool: &PgPool, after: Cursor, limit: i64) -> Result<Vec<(EventEnvelope, Cursor)>> {
+pub async fn committed_after(
+    pool: &PgPool,
+    after: Cursor,
+    limit: i64,
+) -> Result<Vec<(EventEnvelope, Cursor)>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM events
           WHERE (txid, position) > (($1::bigint)::text::xid8, $2)
@@ -65,7 +80,12 @@ pub async fn committed_after(pool: &PgPool, after: Cursor, limit: i64) -> Result
           ORDER BY txid, position
           LIMIT $3"
     );
-    let rows = sqlx::query(&sql).bind(after.txid).bind(after.position).bind(limit).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(after.txid)
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(envelope).collect()
 }
 
@@ -93,18 +113,32 @@ pub async fn aggregate_range(
           WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4
           ORDER BY sequence"
     );
-    let rows = sqlx::query(&sql).bind(aggregate_type).bind(aggregate_id).bind(from).bind(to).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(|r| envelope(r).map(|(e, _)| e)).collect()
 }
 
 /// A user's whole history in commit order (audit).
-pub async fn for_user(pool: &PgPool, user: UserId, since: Option<DateTime<Utc>>) -> Result<Vec<EventEnvelope>> {
+pub async fn for_user(
+    pool: &PgPool,
+    user: UserId,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<EventEnvelope>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM events
           WHERE aggregate_id = $1 AND ($2::timestamptz IS NULL OR recorded_at >= $2)
           ORDER BY txid, position"
     );
-    let rows = sqlx::query(&sql).bind(user.to_string()).bind(since).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(|r| envelope(r).map(|(e, _)| e)).collect()
 }
 
@@ -125,5 +159,7 @@ pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
 }
 
 pub async fn count(pool: &PgPool) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
+    Ok(sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?)
 }

@@ -17,7 +17,10 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(master: MasterKey) -> Self {
-        Self { master, cache: RwLock::new(HashMap::new()) }
+        Self {
+            master,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn master(&self) -> &MasterKey {
@@ -60,10 +63,11 @@ impl KeyRing {
         if let Some(key) = self.cached(user) {
             return Ok(key);
         }
-        let wrapped: Option<String> = sqlx::query_scalar("SELECT wrapped_key FROM user_keys WHERE user_id = $1")
-            .bind(user.as_uuid())
-            .fetch_optional(pool)
-            .await?;
+        let wrapped: Option<String> =
+            sqlx::query_scalar("SELECT wrapped_key FROM user_keys WHERE user_id = $1")
+                .bind(user.as_uuid())
+                .fetch_optional(pool)
+                .await?;
         let wrapped = wrapped.ok_or(StoreError::NoKey(user))?;
         let key = self.master.unwrap_key(user, &wrapped)?;
         self.remember(&key);

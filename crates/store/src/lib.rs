@@ -56,17 +56,26 @@ pub struct CommandMeta {
 
 impl CommandMeta {
     pub fn new() -> Self {
-        Self { correlation_id: Uuid::now_v7(), causation_id: None }
+        Self {
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+        }
     }
 
     pub fn caused_by(event_id: Uuid, correlation_id: Option<Uuid>) -> Self {
-        Self { correlation_id: correlation_id.unwrap_or(event_id), causation_id: Some(event_id) }
+        Self {
+            correlation_id: correlation_id.unwrap_or(event_id),
+            causation_id: Some(event_id),
+        }
     }
 
     fn to_map(self, user: UserId) -> HashMap<String, String> {
         let mut m = HashMap::new();
         m.insert(meta::USER_ID.to_string(), user.to_string());
-        m.insert(meta::CORRELATION_ID.to_string(), self.correlation_id.to_string());
+        m.insert(
+            meta::CORRELATION_ID.to_string(),
+            self.correlation_id.to_string(),
+        );
         if let Some(c) = self.causation_id {
             m.insert(meta::CAUSATION_ID.to_string(), c.to_string());
         }
@@ -100,8 +109,16 @@ impl Store {
         Self {
             inner: Arc::new(Inner {
                 keys: keys::KeyRing::new(master),
-                accounts: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
-                conversations: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
+                accounts: CqrsFramework::new(
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    vec![],
+                    (),
+                ),
+                conversations: CqrsFramework::new(
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    vec![],
+                    (),
+                ),
                 account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 conversation_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 pool,
@@ -121,7 +138,12 @@ impl Store {
         self.inner.keys.get(&self.inner.pool, user).await
     }
 
-    pub async fn execute_account(&self, user: UserId, command: AccountCommand, meta: CommandMeta) -> Result<()> {
+    pub async fn execute_account(
+        &self,
+        user: UserId,
+        command: AccountCommand,
+        meta: CommandMeta,
+    ) -> Result<()> {
         execute_with_retry(&self.inner.accounts, user, command, meta).await
     }
 
@@ -182,7 +204,10 @@ impl Store {
 }
 
 async fn load<A: Aggregate>(store: &SnapshotEventStore<A>, user: UserId) -> Result<A> {
-    let mut ctx = store.load_aggregate(&user.to_string()).await.map_err(error::from_aggregate)?;
+    let mut ctx = store
+        .load_aggregate(&user.to_string())
+        .await
+        .map_err(error::from_aggregate)?;
     Ok(std::mem::take(&mut ctx.aggregate))
 }
 
@@ -201,15 +226,23 @@ where
     let id = user.to_string();
     let metadata = meta.to_map(user);
     for attempt in 1..=MAX_CONFLICT_RETRIES {
-        match cqrs.execute_with_metadata(&id, command.clone(), metadata.clone()).await {
+        match cqrs
+            .execute_with_metadata(&id, command.clone(), metadata.clone())
+            .await
+        {
             Ok(()) => return Ok(()),
             Err(AggregateError::AggregateConflict) => {
-                metrics::counter!("sidekick_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
+                metrics::counter!("sidekick_command_conflicts_total", "aggregate" => A::TYPE)
+                    .increment(1);
                 let jitter = Uuid::new_v4().as_u128() as u64 % (2 + 3 * u64::from(attempt));
                 tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
             }
             Err(e) => return Err(error::from_aggregate(e)),
         }
     }
-    Err(StoreError::Conflict { aggregate: A::TYPE, id, attempts: MAX_CONFLICT_RETRIES })
+    Err(StoreError::Conflict {
+        aggregate: A::TYPE,
+        id,
+        attempts: MAX_CONFLICT_RETRIES,
+    })
 }

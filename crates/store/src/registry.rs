@@ -28,18 +28,20 @@ pub async fn reserve_phone(pool: &PgPool, phone: &PhoneNumber) -> Result<(UserId
 }
 
 pub async fn user_by_phone(pool: &PgPool, phone: &PhoneNumber) -> Result<Option<UserId>> {
-    let id: Option<Uuid> = sqlx::query_scalar("SELECT user_id FROM phone_registry WHERE phone = $1")
-        .bind(phone.as_str())
-        .fetch_optional(pool)
-        .await?;
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM phone_registry WHERE phone = $1")
+            .bind(phone.as_str())
+            .fetch_optional(pool)
+            .await?;
     Ok(id.map(UserId))
 }
 
 pub async fn phone_of(pool: &PgPool, user: UserId) -> Result<Option<PhoneNumber>> {
-    let phone: Option<String> = sqlx::query_scalar("SELECT phone FROM phone_registry WHERE user_id = $1")
-        .bind(user.as_uuid())
-        .fetch_optional(pool)
-        .await?;
+    let phone: Option<String> =
+        sqlx::query_scalar("SELECT phone FROM phone_registry WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .fetch_optional(pool)
+            .await?;
     Ok(phone.and_then(|p| PhoneNumber::parse(&p).ok()))
 }
 
@@ -49,7 +51,10 @@ pub async fn list(pool: &PgPool) -> Result<Vec<(UserId, String, chrono::DateTime
         sqlx::query_as("SELECT user_id, phone, created_at FROM phone_registry ORDER BY created_at")
             .fetch_all(pool)
             .await?;
-    Ok(rows.into_iter().map(|(u, p, t)| (UserId(u), p, t)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(u, p, t)| (UserId(u), p, t))
+        .collect())
 }
 
 fn token_hash(token: &str) -> String {
@@ -82,7 +87,11 @@ pub async fn user_for_token(pool: &PgPool, token: &str) -> Result<Option<UserId>
 }
 
 /// Claims today's one reply to an unknown number (keyed by a fingerprint of it).
-pub async fn claim_unknown_sender_reply(pool: &PgPool, fingerprint: &str, today: NaiveDate) -> Result<bool> {
+pub async fn claim_unknown_sender_reply(
+    pool: &PgPool,
+    fingerprint: &str,
+    today: NaiveDate,
+) -> Result<bool> {
     let claimed: Option<i32> = sqlx::query_scalar(
         "INSERT INTO unknown_sender_replies (fingerprint, last_replied_on) VALUES ($1, $2)
          ON CONFLICT (fingerprint) DO UPDATE SET last_replied_on = excluded.last_replied_on

@@ -42,16 +42,23 @@ const LOCK_KEY: i64 = 0x5349_4445_4b49_434b; // "SIDEKICK"
 
 impl Relay {
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
-        Self { pool, name: name.into(), batch: 500 }
+        Self {
+            pool,
+            name: name.into(),
+            batch: 500,
+        }
     }
 
     pub async fn cursor(&self) -> Result<Cursor> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT (txid::text)::bigint, position FROM relay_cursor WHERE name = $1")
-                .bind(&self.name)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(txid, position)| Cursor { txid, position }).unwrap_or_default())
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT (txid::text)::bigint, position FROM relay_cursor WHERE name = $1",
+        )
+        .bind(&self.name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|(txid, position)| Cursor { txid, position })
+            .unwrap_or_default())
     }
 
     async fn save_cursor(&self, c: Cursor) -> Result<()> {
@@ -78,7 +85,9 @@ impl Relay {
         let mut total = 0;
         loop {
             let batch = events::committed_after(&self.pool, cursor, self.batch).await?;
-            let Some((_, last)) = batch.last() else { return Ok((cursor, total)) };
+            let Some((_, last)) = batch.last() else {
+                return Ok((cursor, total));
+            };
             let last = *last;
             let envelopes: Vec<EventEnvelope> = batch.into_iter().map(|(e, _)| e).collect();
             if let Err(e) = outbox.publish(&envelopes).await {
@@ -86,7 +95,10 @@ impl Relay {
                 return Err(crate::StoreError::Unavailable(format!("bus: {e}")));
             }
             if let Some(newest) = envelopes.last() {
-                let lag = (chrono::Utc::now() - newest.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                let lag = (chrono::Utc::now() - newest.occurred_at)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1e6;
                 metrics::gauge!("sidekick_relay_lag_seconds").set(lag.max(0.0));
                 metrics::histogram!("sidekick_relay_lag_seconds_hist").record(lag.max(0.0));
             }

@@ -22,7 +22,9 @@ pub async fn begin_as(pool: &PgPool, user: UserId) -> Result<UserTx> {
 
 /// Switches an open transaction to act as `user` (after any system-level reads).
 pub async fn act_as(tx: &mut UserTx, user: UserId) -> Result<()> {
-    sqlx::query("SET LOCAL ROLE sidekick_app").execute(&mut **tx).await?;
+    sqlx::query("SET LOCAL ROLE sidekick_app")
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("SELECT set_config('sidekick.user_id', $1, true)")
         .bind(user.to_string())
         .execute(&mut **tx)

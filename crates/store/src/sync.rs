@@ -74,7 +74,11 @@ pub async fn conversation(
 }
 
 /// The outbound message Twilio knows by `provider_sid`, if it is this user's.
-pub async fn reply_by_provider_sid(pool: &PgPool, user: UserId, provider_sid: &str) -> Result<Option<Uuid>> {
+pub async fn reply_by_provider_sid(
+    pool: &PgPool,
+    user: UserId,
+    provider_sid: &str,
+) -> Result<Option<Uuid>> {
     let mut tx = begin_as(pool, user).await?;
     let id = sqlx::query_scalar(
         "SELECT id FROM sync_messages WHERE user_id = $1 AND provider_sid = $2 AND direction = 'out'",
@@ -88,7 +92,11 @@ pub async fn reply_by_provider_sid(pool: &PgPool, user: UserId, provider_sid: &s
 }
 
 /// Outbound messages that answer inbound message `number` or later (for `sidekick text`).
-pub async fn replies_after(pool: &PgPool, user: UserId, after: DateTime<Utc>) -> Result<Vec<MessageRow>> {
+pub async fn replies_after(
+    pool: &PgPool,
+    user: UserId,
+    after: DateTime<Utc>,
+) -> Result<Vec<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
     let rows = sqlx::query_as(
         "SELECT id, direction, channel, kind, body_sealed, number, at, status, provider_sid, error
@@ -102,4 +110,19 @@ pub async fn replies_after(pool: &PgPool, user: UserId, after: DateTime<Utc>) ->
     .await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// One message of the caller's timeline; `None` for an id that is not theirs.
+pub async fn message(pool: &PgPool, user: UserId, id: Uuid) -> Result<Option<MessageRow>> {
+    let mut tx = begin_as(pool, user).await?;
+    let row = sqlx::query_as(
+        "SELECT id, direction, channel, kind, body_sealed, number, at, status, provider_sid, error
+           FROM sync_messages WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user.as_uuid())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
 }

@@ -7,7 +7,8 @@ use crate::db::{self, PoolSettings};
 
 /// The server tests use: `SIDEKICK_TEST_DATABASE_URL`, else the local default.
 pub fn server_url() -> String {
-    std::env::var("SIDEKICK_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("SIDEKICK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub struct TestDb {
@@ -21,10 +22,18 @@ impl TestDb {
     pub async fn new() -> Self {
         let name = format!("sk_test_{}", Uuid::new_v4().simple());
         let url = format!("{}/{name}", server_url().trim_end_matches('/'));
-        let pool = db::connect(&url, &PoolSettings { max_connections: 8, ..Default::default() })
+        let pool = db::connect(
+            &url,
+            &PoolSettings {
+                max_connections: 8,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", server_url()));
+        db::migrate(&pool)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", server_url()));
-        db::migrate(&pool).await.unwrap_or_else(|e| panic!("migrations failed: {e}"));
+            .unwrap_or_else(|e| panic!("migrations failed: {e}"));
         Self { url, pool }
     }
 

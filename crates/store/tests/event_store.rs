@@ -3,7 +3,8 @@
 
 use cqrs_es::Aggregate;
 use sidekick_domain::{
-    Channel, Conversation, ConversationCommand, MasterKey, MessageSid, PhoneNumber, SignupChannel, UserId,
+    Channel, Conversation, ConversationCommand, MasterKey, MessageSid, PhoneNumber, SignupChannel,
+    UserId,
 };
 use sidekick_store::scoped::begin_as;
 use sidekick_store::testing::TestDb;
@@ -12,14 +13,25 @@ use uuid::Uuid;
 
 async fn user(store: &Store, phone: &str) -> UserId {
     let (user, created) = store
-        .register(&PhoneNumber::parse(phone).unwrap(), Some("Sam"), None, SignupChannel::Operator, CommandMeta::new())
+        .register(
+            &PhoneNumber::parse(phone).unwrap(),
+            Some("Sam"),
+            None,
+            SignupChannel::Operator,
+            CommandMeta::new(),
+        )
         .await
         .unwrap();
     assert!(created);
     user
 }
 
-fn receive(store: &Store, key: &sidekick_domain::DataKey, text: &str, sid: Option<MessageSid>) -> ConversationCommand {
+fn receive(
+    store: &Store,
+    key: &sidekick_domain::DataKey,
+    text: &str,
+    sid: Option<MessageSid>,
+) -> ConversationCommand {
     let _ = store;
     ConversationCommand::ReceiveMessage {
         message_id: Uuid::now_v7(),
@@ -37,7 +49,14 @@ async fn snapshots_keep_loads_short_and_correct() {
     let alice = user(&store, "+15551230001").await;
     let key = store.data_key(alice).await.unwrap();
     for i in 0..120 {
-        store.execute_conversation(alice, receive(&store, &key, &format!("message {i}"), None), CommandMeta::new()).await.unwrap();
+        store
+            .execute_conversation(
+                alice,
+                receive(&store, &key, &format!("message {i}"), None),
+                CommandMeta::new(),
+            )
+            .await
+            .unwrap();
     }
     let snapshot_seq: i64 = sqlx::query_scalar(
         "SELECT sequence FROM aggregate_snapshots WHERE aggregate_type = 'conversation' AND aggregate_id = $1",
@@ -46,7 +65,10 @@ async fn snapshots_keep_loads_short_and_correct() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert!(snapshot_seq > 120 - SNAPSHOT_EVERY as i64, "snapshot at {snapshot_seq}");
+    assert!(
+        snapshot_seq > 120 - SNAPSHOT_EVERY as i64,
+        "snapshot at {snapshot_seq}"
+    );
     let tail: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND aggregate_type = 'conversation' AND sequence > $2")
         .bind(alice.to_string())
         .bind(snapshot_seq)
@@ -74,7 +96,14 @@ async fn bodies_are_sealed_in_the_event_table() {
     let store = Store::new(db.pool.clone(), MasterKey::generate());
     let alice = user(&store, "+15551230002").await;
     let key = store.data_key(alice).await.unwrap();
-    store.execute_conversation(alice, receive(&store, &key, "my locker code is 4411", None), CommandMeta::new()).await.unwrap();
+    store
+        .execute_conversation(
+            alice,
+            receive(&store, &key, "my locker code is 4411", None),
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
     let leaks: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text LIKE '%4411%' OR payload::text LIKE '%Sam%'")
         .fetch_one(&db.pool)
         .await
@@ -94,7 +123,13 @@ async fn one_message_sid_makes_one_event_even_when_raced() {
     for _ in 0..6 {
         let (store, key, sid) = (store.clone(), key.clone(), sid.clone());
         tasks.push(tokio::spawn(async move {
-            store.execute_conversation(alice, receive(&store, &key, "hi", Some(sid)), CommandMeta::new()).await
+            store
+                .execute_conversation(
+                    alice,
+                    receive(&store, &key, "hi", Some(sid)),
+                    CommandMeta::new(),
+                )
+                .await
         }));
     }
     let mut ok = 0;
@@ -106,8 +141,17 @@ async fn one_message_sid_makes_one_event_even_when_raced() {
         }
     }
     assert_eq!(ok, 1);
-    assert!(sidekick_store::registry::inbound_recorded(&db.pool, sid.as_str()).await.unwrap());
-    let received = events::for_user(&db.pool, alice, None).await.unwrap().iter().filter(|e| e.event_type == "MessageReceived").count();
+    assert!(
+        sidekick_store::registry::inbound_recorded(&db.pool, sid.as_str())
+            .await
+            .unwrap()
+    );
+    let received = events::for_user(&db.pool, alice, None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "MessageReceived")
+        .count();
     assert_eq!(received, 1);
     db.cleanup().await;
 }
@@ -140,9 +184,15 @@ async fn row_level_security_isolates_users_in_sql() {
     }
     // Acting as Alice: even a query without a WHERE clause sees only Alice's rows.
     let mut tx = begin_as(&db.pool, alice).await.unwrap();
-    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM sync_messages").fetch_all(&mut *tx).await.unwrap();
+    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM sync_messages")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(seen, vec![alice.as_uuid()]);
-    let phones: Vec<String> = sqlx::query_scalar("SELECT phone FROM sync_users").fetch_all(&mut *tx).await.unwrap();
+    let phones: Vec<String> = sqlx::query_scalar("SELECT phone FROM sync_users")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(phones, vec!["+15551230004".to_string()]);
     // ... and cannot write a row for Bob.
     let write = sqlx::query(
@@ -153,12 +203,21 @@ async fn row_level_security_isolates_users_in_sql() {
     .bind(Uuid::now_v7())
     .execute(&mut *tx)
     .await;
-    assert!(write.is_err(), "row-level security let Alice write Bob's row");
+    assert!(
+        write.is_err(),
+        "row-level security let Alice write Bob's row"
+    );
     drop(tx);
     // The application role without a user set sees nothing at all.
     let mut tx = db.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL ROLE sidekick_app").execute(&mut *tx).await.unwrap();
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_messages").fetch_one(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL ROLE sidekick_app")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_messages")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(count, 0);
     db.cleanup().await;
 }
@@ -173,7 +232,10 @@ async fn registration_is_idempotent_and_race_free() {
         let (store, phone) = (store.clone(), phone.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                match store.register(&phone, None, None, SignupChannel::Sms, CommandMeta::new()).await {
+                match store
+                    .register(&phone, None, None, SignupChannel::Sms, CommandMeta::new())
+                    .await
+                {
                     Err(StoreError::Conflict { .. }) => continue,
                     other => return other.unwrap(),
                 }
@@ -186,7 +248,12 @@ async fn registration_is_idempotent_and_race_free() {
     }
     users.dedup();
     assert_eq!(users.len(), 1, "one number, one user");
-    let registered = events::for_user(&db.pool, users[0], None).await.unwrap().iter().filter(|e| e.event_type == "AccountRegistered").count();
+    let registered = events::for_user(&db.pool, users[0], None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "AccountRegistered")
+        .count();
     assert_eq!(registered, 1);
     db.cleanup().await;
 }

@@ -1,0 +1,97 @@
+//! `GET /api/me`: the caller's profile.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use sidekick_domain::{SealedText, UserId};
+use sidekick_store::sync::{self, ProfileRow};
+use sidekick_store::{registry, Store};
+
+use super::auth::Caller;
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Me {
+    id: UserId,
+    phone: String,
+    /// `null` until the user has told us, or while the read model catches up.
+    name: Option<String>,
+    timezone: String,
+    quiet_hours: QuietHoursJson,
+    opted_out: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct QuietHoursJson {
+    start: String,
+    end: String,
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<Me>, ApiError> {
+    let me = match sync::profile(state.store.pool(), user).await? {
+        Some(row) => from_profile(&state.store, row).await?,
+        None => from_account(&state.store, user).await?,
+    };
+    Ok(Json(me))
+}
+
+async fn from_profile(store: &Store, row: ProfileRow) -> Result<Me, ApiError> {
+    let user = UserId(row.user_id);
+    let name = match row.name_sealed {
+        Some(sealed) => open_name(store, user, sealed).await?,
+        None => None,
+    };
+    Ok(Me {
+        id: user,
+        phone: row.phone,
+        name,
+        timezone: row.timezone,
+        quiet_hours: QuietHoursJson {
+            start: row.quiet_start,
+            end: row.quiet_end,
+        },
+        opted_out: row.opted_out,
+    })
+}
+
+/// A name that no longer opens (key rotated, value damaged) shows as unknown
+/// rather than failing the whole profile.
+async fn open_name(
+    store: &Store,
+    user: UserId,
+    sealed: String,
+) -> Result<Option<String>, ApiError> {
+    let key = store.data_key(user).await?;
+    let name = SealedText::from_stored(sealed).and_then(|s| key.open(&s));
+    if let Err(e) = &name {
+        tracing::warn!(error = %e, "profile name could not be opened");
+    }
+    Ok(name.ok())
+}
+
+/// Right after sign-up the sync projection may not have the profile yet: answer
+/// from the aggregate and the phone registry instead of a confusing 404.
+async fn from_account(store: &Store, user: UserId) -> Result<Me, ApiError> {
+    let account = store.account(user).await?;
+    let phone = match account.phone {
+        Some(phone) => phone,
+        None => registry::phone_of(store.pool(), user)
+            .await?
+            .ok_or(ApiError::NotFound)?,
+    };
+    Ok(Me {
+        id: user,
+        phone: phone.to_string(),
+        name: None,
+        timezone: account.timezone.name().to_string(),
+        quiet_hours: QuietHoursJson {
+            start: account.quiet_hours.start.to_string(),
+            end: account.quiet_hours.end.to_string(),
+        },
+        opted_out: account.opted_out,
+    })
+}

@@ -1,0 +1,35 @@
+//! The JSON API under `/api`: only ever the caller's own data.
+//!
+//! Every handler takes a [`Caller`](auth::Caller), so no route can forget
+//! authentication, and every read goes through row-level security as that caller
+//! (`sidekick_store::sync`), so a bug in a `WHERE` clause still cannot show another
+//! user's rows. Another user's id answers `404`, exactly like an id that never
+//! existed.
+//!
+//! - [`auth`]: the bearer-token extractor.
+//! - [`me`]: `GET /api/me`.
+//! - [`conversation`]: the timeline, one message, and sending a message from the web.
+
+mod auth;
+mod conversation;
+mod me;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me::show))
+        .route("/conversation", get(conversation::timeline))
+        .route("/messages", axum::routing::post(conversation::send))
+        .route("/messages/{id}", get(conversation::show))
+        .fallback(not_found)
+}
+
+/// Unknown API paths answer in the API's error shape, not axum's plain text.
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
