@@ -2,6 +2,8 @@
 //! consumer exactly once, in per-aggregate order, even when transactions commit out of
 //! position order; the relay resumes from its cursor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! Rust types. This test fails when the two drift; regenerate with
 //! `UPDATE_SCHEMAS=1 cargo test -p sidekick-domain --test schemas`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 #[test]

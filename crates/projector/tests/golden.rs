@@ -2,6 +2,8 @@
 //! rows out — applied in order, with every event delivered twice, and in reverse
 //! order (gaps filled from the event store). All three must give the expected rows.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

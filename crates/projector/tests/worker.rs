@@ -1,6 +1,8 @@
 //! The projector role on the real bus: durable consumers per partition, a live-update
 //! ping on `ui.<user>` after each commit, and dead letters for poison messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use async_trait::async_trait;

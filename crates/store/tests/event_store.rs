@@ -1,6 +1,8 @@
 //! The event store against a real PostgreSQL: snapshots that keep command cost flat,
 //! sealed bodies, MessageSid uniqueness, row-level security.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use cqrs_es::Aggregate;
 use sidekick_domain::{
     Channel, Conversation, ConversationCommand, MasterKey, MessageSid, PhoneNumber, SignupChannel,
