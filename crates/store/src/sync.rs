@@ -35,6 +35,13 @@ pub struct MessageRow {
     pub error: Option<String>,
 }
 
+/// The columns of a [`MessageRow`], in its order.
+macro_rules! message_select {
+    ($rest:literal) => {
+        concat!("SELECT id, direction, channel, kind, body_sealed, number, at, status, provider_sid, error FROM sync_messages ", $rest)
+    };
+}
+
 pub async fn profile(pool: &PgPool, user: UserId) -> Result<Option<ProfileRow>> {
     let mut tx = begin_as(pool, user).await?;
     let row = sqlx::query_as(
@@ -57,11 +64,9 @@ pub async fn conversation(
 ) -> Result<Vec<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
     let mut rows: Vec<MessageRow> = sqlx::query_as(
-        "SELECT id, direction, channel, kind, body_sealed, number, at, status, provider_sid, error
-           FROM sync_messages
-          WHERE user_id = $1 AND ($2::timestamptz IS NULL OR at < $2)
+        message_select!("WHERE user_id = $1 AND ($2::timestamptz IS NULL OR at < $2)
           ORDER BY at DESC, id DESC
-          LIMIT $3",
+          LIMIT $3"),
     )
     .bind(user.as_uuid())
     .bind(before)
@@ -99,10 +104,8 @@ pub async fn replies_after(
 ) -> Result<Vec<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
     let rows = sqlx::query_as(
-        "SELECT id, direction, channel, kind, body_sealed, number, at, status, provider_sid, error
-           FROM sync_messages
-          WHERE user_id = $1 AND direction = 'out' AND at >= $2
-          ORDER BY at, id",
+        message_select!("WHERE user_id = $1 AND direction = 'out' AND at >= $2
+          ORDER BY at, id"),
     )
     .bind(user.as_uuid())
     .bind(after)
@@ -116,8 +119,7 @@ pub async fn replies_after(
 pub async fn message(pool: &PgPool, user: UserId, id: Uuid) -> Result<Option<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
     let row = sqlx::query_as(
-        "SELECT id, direction, channel, kind, body_sealed, number, at, status, provider_sid, error
-           FROM sync_messages WHERE user_id = $1 AND id = $2",
+        message_select!("WHERE user_id = $1 AND id = $2"),
     )
     .bind(user.as_uuid())
     .bind(id)
