@@ -1,6 +1,8 @@
 //! The assistant and notifier roles on the real pipeline: PostgreSQL event store →
 //! relay → JetStream → workers, with a fake Twilio on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
