@@ -3,6 +3,7 @@
 
 mod audit;
 mod config;
+mod flags;
 mod serve;
 mod telemetry;
 mod text;
@@ -83,6 +84,11 @@ enum Command {
         #[arg(long)]
         reveal: bool,
     },
+    /// Safety flags: conversations where someone may be in crisis, for a person to follow up.
+    Flags {
+        #[command(subcommand)]
+        command: flags::FlagsCommand,
+    },
 }
 
 /// A failure with a hint on what to do; printed without a backtrace.
@@ -125,6 +131,7 @@ async fn main() -> ExitCode {
             json,
             reveal,
         } => audit::audit(&config, &user, since.as_deref(), json, reveal).await,
+        Command::Flags { command } => flags::run(&config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

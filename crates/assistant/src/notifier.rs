@@ -11,7 +11,13 @@
 //!   prefer a missing text, which the dashboard shows, to a duplicate one. Within one
 //!   attempt, the Twilio client retries only what Twilio did not accept (429, 5xx,
 //!   connection errors).
-//! - *Opt-out.* Nothing goes to an opted-out number except the opt-out confirmation.
+//! - *Opt-out.* Nothing goes to an opted-out number except the opt-out confirmation
+//!   and, if the person writes that they want to die, the fixed crisis message
+//!   answering them ([`OutboundKind::allowed_after_opt_out`]).
+//! - *Safety pause.* While a safety flag pauses a user's nudges (24 hours, see
+//!   `sidekick_domain::account`), nothing Sidekick would say unprompted goes out
+//!   ([`OutboundKind::unprompted`]); it is recorded as not sent, with the reason.
+//!   Answers, required system messages and reminders the user set still go.
 //! - Without Twilio credentials, messages are printed to the console and recorded as
 //!   delivered, so a fresh machine works end to end.
 
@@ -37,6 +43,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Where SMS go.
+// One per process, moved once: boxing the client would cost an indirection on every
+// send and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum SmsSender {
     Twilio(TwilioClient),
@@ -281,6 +290,28 @@ impl Shared {
             Err(e) => return Err(e),
         }
         let account = store.account(p.user).await?;
+        if p.kind.unprompted() && account.nudges_paused_at(now()) {
+            let until = account
+                .nudges_paused_until
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            tracing::info!(kind = ?p.kind, paused_until = %until, "not sent: nudges are paused after a safety flag");
+            metrics::counter!("sidekick_outbound_total", "result" => "safety_paused").increment(1);
+            let reason = format!(
+                "not sent: nudges are paused until {until} after a safety flag (crisis resources were sent)"
+            );
+            return self
+                .record(
+                    p.user,
+                    ConversationCommand::RecordReplyFailed {
+                        reply_id: p.reply_id,
+                        reason,
+                        at: now(),
+                    },
+                    meta,
+                )
+                .await;
+        }
         if p.channel == Channel::Web {
             let sent = ConversationCommand::RecordReplySent {
                 reply_id: p.reply_id,
@@ -291,7 +322,7 @@ impl Shared {
             metrics::counter!("sidekick_outbound_total", "result" => "web").increment(1);
             return self.record(p.user, sent, meta).await;
         }
-        if account.opted_out && p.kind != OutboundKind::OptOutConfirmation {
+        if account.opted_out && !p.kind.allowed_after_opt_out() {
             let reason = "not sent: this number opted out (texts resume after START)".to_string();
             metrics::counter!("sidekick_outbound_total", "result" => "opted_out").increment(1);
             return self

@@ -1,9 +1,14 @@
 //! The offline engine: deterministic answers to the core commands, no model needed.
 //! It is the provider when none is configured and the fallback when one fails.
+//!
+//! Part of it is not a provider's business at all: [`fixed_answer`] holds the
+//! answers no model may change (opt-out, opt-in after one, HELP, "are you a bot?",
+//! "stop reminding me about X", medical questions). The worker asks it before any
+//! provider sees a turn, and the offline engine starts with it too.
 
 use async_trait::async_trait;
 use sidekick_domain::intent::{self, Intent};
-use sidekick_domain::{places, Onboarding, OutboundKind};
+use sidekick_domain::{places, safety, Onboarding, OutboundKind};
 
 use crate::copy;
 use crate::engine::{Action, ModelError, ModelProvider, Reply, Turn};
@@ -63,40 +68,64 @@ pub fn name_from_text(text: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The answer to `turn` that no model may change, if it has one. `support` is the
+/// support contact HELP names (the deployment's public URL, when configured).
+///
+/// In order: an opt-out anywhere in a burst wins (carrier rules: it must be
+/// honoured whatever else was said); an opted-out number hears nothing until it
+/// texts START; then, for the last message, HELP, "are you a bot?" (always the
+/// truth), "stop reminding me about X" (one question, never an opt-out), and
+/// questions about medication or diagnosis (always "ask your prescriber").
+///
+/// Crisis language is not here: the worker screens for it before this runs, and
+/// answers it without any engine (`crate::worker`).
+pub fn fixed_answer(turn: &Turn, support: Option<&str>) -> Option<Reply> {
+    let intents: Vec<Intent> = turn.messages.iter().map(|m| intent::parse(m)).collect();
+    if let Some(Intent::Stop { keyword }) =
+        intents.iter().find(|i| matches!(i, Intent::Stop { .. }))
+    {
+        return Some(say(
+            copy::opted_out(),
+            OutboundKind::OptOutConfirmation,
+            vec![Action::OptOut {
+                keyword: keyword.clone(),
+            }],
+        ));
+    }
+    let last = intents.last().cloned().unwrap_or(Intent::Unknown);
+    if turn.opted_out {
+        return Some(match last {
+            Intent::Start => say(
+                copy::welcome_back(turn.name.as_deref()),
+                OutboundKind::Reply,
+                vec![Action::OptIn],
+            ),
+            _ => Reply {
+                text: None,
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            },
+        });
+    }
+    match last {
+        Intent::Help => Some(say(copy::help(support), OutboundKind::System, vec![])),
+        Intent::AreYouHuman => Some(reply(copy::not_a_person())),
+        Intent::StopOneThing => Some(reply(copy::which_stop())),
+        _ => safety::is_medical_question(&turn.text()).then(|| reply(copy::ask_prescriber())),
+    }
+}
+
 impl OfflineEngine {
     pub fn reply(&self, turn: &Turn) -> Reply {
-        let intents: Vec<Intent> = turn.messages.iter().map(|m| intent::parse(m)).collect();
-        // An opt-out anywhere in a burst wins: carriers require it to be honoured.
-        if let Some(Intent::Stop { keyword }) =
-            intents.iter().find(|i| matches!(i, Intent::Stop { .. }))
-        {
-            return say(
-                copy::opted_out(),
-                OutboundKind::OptOutConfirmation,
-                vec![Action::OptOut {
-                    keyword: keyword.clone(),
-                }],
-            );
+        if let Some(fixed) = fixed_answer(turn, None) {
+            return fixed;
         }
-        let last = intents.last().cloned().unwrap_or(Intent::Unknown);
+        let last = turn
+            .messages
+            .last()
+            .map_or(Intent::Unknown, |m| intent::parse(m));
         let name = turn.name.as_deref();
-        if turn.opted_out {
-            return match last {
-                Intent::Start => say(
-                    copy::welcome_back(name),
-                    OutboundKind::Reply,
-                    vec![Action::OptIn],
-                ),
-                _ => Reply {
-                    text: None,
-                    kind: OutboundKind::Reply,
-                    actions: vec![],
-                },
-            };
-        }
         match (turn.onboarding, last) {
-            (_, Intent::Help) => say(copy::help(), OutboundKind::System, vec![]),
-            (_, Intent::AreYouHuman) => reply(copy::not_a_person()),
             (Onboarding::NeedsName, Intent::Start) => {
                 say(copy::consent(None), OutboundKind::System, vec![])
             }
@@ -216,6 +245,73 @@ mod tests {
             .text
             .unwrap()
             .contains("not a person"));
+    }
+
+    #[test]
+    fn stopping_one_thing_is_a_question_not_an_opt_out() {
+        for text in [
+            "stop reminding me about laundry",
+            "cancel the meds reminder",
+        ] {
+            let r = OfflineEngine.reply(&turn(Onboarding::Complete, &[text]));
+            assert!(r.actions.is_empty(), "{text}");
+            assert_eq!(r.text, Some(copy::which_stop()), "{text}");
+        }
+    }
+
+    #[test]
+    fn medical_questions_go_to_the_prescriber_but_reminders_do_not() {
+        for text in [
+            "can i take 2 adderall",
+            "should I stop my meds",
+            "do I have ADHD",
+            "is 40mg too much",
+            "what are the side effects of vyvanse",
+        ] {
+            let r = OfflineEngine.reply(&turn(Onboarding::Complete, &[text]));
+            assert_eq!(r.text, Some(copy::ask_prescriber()), "{text}");
+        }
+        let r = OfflineEngine.reply(&turn(Onboarding::Complete, &["remind me to take my meds"]));
+        assert_ne!(r.text, Some(copy::ask_prescriber()));
+    }
+
+    #[test]
+    fn every_way_of_asking_gets_the_truth() {
+        for text in [
+            "are you a bot?",
+            "Are you human",
+            "is this a real person?",
+            "r u a bot",
+            "is anyone there?",
+            "am I talking with an actual person",
+        ] {
+            let r = OfflineEngine.reply(&turn(Onboarding::Complete, &[text]));
+            assert_eq!(r.text, Some(copy::not_a_person()), "{text}");
+        }
+        // Even mid-onboarding, and even asked before a name was given.
+        let r = OfflineEngine.reply(&turn(Onboarding::NeedsName, &["are you a bot?"]));
+        assert_eq!(r.text, Some(copy::not_a_person()));
+    }
+
+    #[test]
+    fn help_names_the_service_support_and_how_to_stop() {
+        let t = turn(Onboarding::Complete, &["HELP"]);
+        let r = fixed_answer(&t, Some("https://sidekick.example.org")).unwrap();
+        let text = r.text.unwrap();
+        for must in ["Sidekick", "https://sidekick.example.org", "STOP"] {
+            assert!(text.contains(must), "{must}: {text}");
+        }
+        assert_eq!(r.kind, OutboundKind::System);
+    }
+
+    #[test]
+    fn fixed_answers_leave_everything_else_to_the_engine() {
+        for text in ["buy milk", "I'm Sam", "Chicago", "hi"] {
+            assert!(
+                fixed_answer(&turn(Onboarding::Complete, &[text]), None).is_none(),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,24 @@
 //! Idempotency: a turn answers inbound messages up to number *n*; the Conversation
 //! aggregate drops a second reply to the same messages, and messages already answered
 //! are acknowledged without a new turn. The reply id is derived from the last message
-//! id, so a redelivered turn queues the same reply id.
+//! id, so a redelivered turn queues the same reply id. Everything a turn changes is
+//! written before the reply that answers it, so a turn cut short is redone whole.
+//!
+//! # Safety, in the order a turn meets it
+//!
+//! 1. **Crisis language** (`sidekick_domain::safety::assess`) is screened on every
+//!    inbound message, SMS and web, before anything else reads it. On a signal the
+//!    turn raises a safety flag on the Account (which pauses nudges for 24 hours and
+//!    shows in `sidekick flags list`) and answers with the fixed crisis message for
+//!    the person's country. No provider, not even the offline engine, sees the turn.
+//! 2. **Fixed answers** ([`offline::fixed_answer`]): opt-out in any words, silence
+//!    after an opt-out until START, HELP, "are you a bot?", "stop reminding me about
+//!    X", medical questions. They come before the provider, whichever it is.
+//! 3. **The reply check** (`sidekick_domain::safety::check_reply`) on whatever the
+//!    provider said: dosing advice, a diagnosis, claiming to be a person or harmful
+//!    content is replaced by a fixed message before it is queued.
+//!
+//! Message text is never logged; a flag is logged by its id and message number.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,9 +36,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::intent::{self, Intent};
+use sidekick_domain::safety::{self, Violation};
 use sidekick_domain::{
-    sms, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent, DataKey,
-    DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
+    sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
+    DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
 };
 use sidekick_store::{CommandMeta, Store, StoreError};
 use tokio::sync::mpsc;
@@ -30,12 +48,13 @@ use uuid::Uuid;
 
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
-use crate::offline::OfflineEngine;
+use crate::offline::{self, OfflineEngine};
 
-/// Replies are at most this many SMS segments.
+/// Replies are at most this many SMS segments (the crisis message excepted, see
+/// [`copy::CRISIS_MAX_SEGMENTS`]).
 pub const MAX_SEGMENTS: usize = 2;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TurnSettings {
     /// How long an incomplete-looking message waits for the rest of a burst.
     pub debounce: Duration,
@@ -45,6 +64,9 @@ pub struct TurnSettings {
     pub idle: Duration,
     /// A provider taking longer than this is abandoned for the offline engine.
     pub model_timeout: Duration,
+    /// The support contact HELP names (carrier rules): the deployment's public URL.
+    /// Without it, HELP says to reply HELP.
+    pub support_url: Option<String>,
 }
 
 impl Default for TurnSettings {
@@ -54,16 +76,28 @@ impl Default for TurnSettings {
             max_wait: Duration::from_secs(6),
             idle: Duration::from_secs(60),
             model_timeout: Duration::from_secs(10),
+            support_url: None,
         }
     }
 }
 
+/// An inbound message waiting in a lane, with the delivery to settle once its turn
+/// is done.
 struct Inbound {
     delivery: Delivery,
+    said: Said,
+}
+
+/// One inbound message as a turn reads it.
+#[derive(Debug, Clone)]
+struct Said {
     message_id: Uuid,
     number: u64,
     channel: Channel,
     text: String,
+    /// The `MessageReceived` event: what the turn's commands are caused by.
+    event_id: Uuid,
+    correlation_id: Option<Uuid>,
 }
 
 struct Shared {
@@ -117,10 +151,13 @@ impl AssistantWorker {
     }
 }
 
+/// Whether a message is answered at once instead of waiting for the rest of a
+/// burst. A crisis message never waits.
 fn looks_complete(text: &str, onboarding: bool) -> bool {
     onboarding
         || intent::parse(text) != Intent::Unknown
         || text.trim_end().ends_with(['.', '!', '?'])
+        || safety::assess(text).crisis
 }
 
 async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver<Inbound>) {
@@ -155,7 +192,7 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
         let cap = started + shared.settings.max_wait;
         while !batch
             .last()
-            .is_some_and(|m| looks_complete(&m.text, onboarding))
+            .is_some_and(|m| looks_complete(&m.said.text, onboarding))
         {
             tokio::select! {
                 next = rx.recv() => match next {
@@ -178,7 +215,8 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
 impl Shared {
     async fn run_turn(&self, user: UserId, batch: Vec<Inbound>) {
         let started = std::time::Instant::now();
-        match self.turn(user, &batch).await {
+        let said: Vec<Said> = batch.iter().map(|m| m.said.clone()).collect();
+        match self.turn(user, &said).await {
             Ok(()) => {
                 for m in &batch {
                     m.delivery.ack().await;
@@ -196,28 +234,35 @@ impl Shared {
     }
 
     #[tracing::instrument(skip_all, fields(%user, correlation_id), err)]
-    async fn turn(&self, user: UserId, batch: &[Inbound]) -> Result<(), StoreError> {
+    async fn turn(&self, user: UserId, batch: &[Said]) -> Result<(), StoreError> {
         let conversation = self.store.conversation(user).await?;
-        let fresh: Vec<&Inbound> = batch
+        let fresh: Vec<&Said> = batch
             .iter()
             .filter(|m| m.number > conversation.answered_through)
             .collect();
         let Some(last) = fresh.last() else {
             return Ok(());
         };
-        let correlation = last
-            .delivery
-            .envelope
-            .correlation_id
-            .unwrap_or(last.message_id);
+        let correlation = last.correlation_id.unwrap_or(last.message_id);
         tracing::Span::current().record("correlation_id", tracing::field::display(correlation));
-        let meta = CommandMeta::caused_by(last.delivery.envelope.event_id, Some(correlation));
+        let meta = CommandMeta::caused_by(last.event_id, Some(correlation));
         let account = self.store.account(user).await?;
         if !account.is_registered() {
             tracing::warn!("message for an unregistered account; ignored");
             return Ok(());
         }
         let key = self.store.data_key(user).await?;
+        let to = ReplyTo {
+            message_id: last.message_id,
+            number: last.number,
+            channel: last.channel,
+        };
+        // Crisis language first: before an opt-out is read, before any engine.
+        if let Some(flagged) = fresh.iter().find(|m| safety::assess(&m.text).crisis) {
+            return self
+                .answer_crisis(user, &account, &key, &fresh, flagged, to, meta)
+                .await;
+        }
         let turn = Turn {
             user,
             channel: last.channel,
@@ -227,31 +272,119 @@ impl Shared {
             onboarding: account.onboarding(),
             opted_out: account.opted_out,
         };
-        let reply = self.respond(&turn).await;
+        let reply = match offline::fixed_answer(&turn, self.settings.support_url.as_deref()) {
+            Some(fixed) => fixed,
+            None => checked(self.provider.name(), self.respond(&turn).await),
+        };
         for action in &reply.actions {
             self.store
                 .execute_account(user, action_command(action, &key), meta)
                 .await?;
         }
         if let Some(text) = reply.text {
-            queue_reply(
-                &self.store,
-                user,
-                &key,
-                ReplyTo {
-                    message_id: last.message_id,
-                    number: last.number,
-                    channel: last.channel,
-                },
-                &text,
-                reply.kind,
-                meta,
-            )
-            .await?;
+            queue_reply(&self.store, user, &key, to, &text, reply.kind, meta).await?;
         }
         Ok(())
     }
 
+    /// Answers a turn that carries a self-harm signal, without any engine: raises the
+    /// safety flag (pausing nudges), records an opt-out said in the same burst, and
+    /// queues the fixed crisis message for the person's number.
+    ///
+    /// Idempotent like every turn: the flag id derives from the flagged message (and
+    /// the Account raises a message's flag once), the opt-out is recorded once, and
+    /// the reply answering the turn is written last, so a turn cut short is redone.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_crisis(
+        &self,
+        user: UserId,
+        account: &Account,
+        key: &DataKey,
+        fresh: &[&Said],
+        flagged: &Said,
+        to: ReplyTo,
+        meta: CommandMeta,
+    ) -> Result<(), StoreError> {
+        let flag_id = Uuid::new_v5(&flagged.message_id, b"safety-flag");
+        let first_time = !account.flagged_message(flagged.number);
+        let raise = AccountCommand::RaiseSafetyFlag {
+            flag_id,
+            message_number: flagged.number,
+            channel: flagged.channel,
+            at: chrono::Utc::now(),
+        };
+        self.store.execute_account(user, raise, meta).await?;
+        if first_time {
+            metrics::counter!("sidekick_safety_flags_total", "channel" => flagged.channel.as_str())
+                .increment(1);
+            // The flag and where it is, never the words: they stay sealed in the log.
+            tracing::warn!(
+                %flag_id,
+                message_number = flagged.number,
+                channel = flagged.channel.as_str(),
+                "safety flag raised: crisis resources sent, nudges paused for 24 hours; \
+                 a person should follow up (sidekick flags list)"
+            );
+        }
+        // "Leave me alone, I want to die": both are heard. The opt-out is recorded and
+        // confirmed in the same fixed message, which may still go out after it.
+        let opt_out = fresh.iter().find_map(|m| match intent::parse(&m.text) {
+            Intent::Stop { keyword } => Some(keyword),
+            _ => None,
+        });
+        let text = match opt_out {
+            Some(keyword) => {
+                let command = AccountCommand::OptOut {
+                    keyword,
+                    at: chrono::Utc::now(),
+                };
+                self.store.execute_account(user, command, meta).await?;
+                copy::crisis_and_opted_out(account.phone.as_ref())
+            }
+            None => copy::crisis(account.phone.as_ref()).to_owned(),
+        };
+        queue_reply(
+            &self.store,
+            user,
+            key,
+            to,
+            &text,
+            OutboundKind::Crisis,
+            meta,
+        )
+        .await
+    }
+}
+
+/// The provider's reply, or a fixed one in its place if it fails the safety check.
+/// Logged by the kind of violation, never by its text.
+fn checked(provider: &'static str, mut reply: Reply) -> Reply {
+    let Some(text) = &reply.text else {
+        return reply;
+    };
+    if let Err(violation) = safety::check_reply(text) {
+        tracing::warn!(
+            provider,
+            violation = violation.as_str(),
+            "reply failed the safety check; a fixed message is sent instead"
+        );
+        metrics::counter!(
+            "sidekick_safety_replies_replaced_total",
+            "provider" => provider,
+            "violation" => violation.as_str()
+        )
+        .increment(1);
+        reply.text = Some(match violation {
+            Violation::MedicalAdvice | Violation::Diagnosis => copy::ask_prescriber(),
+            Violation::ClaimsToBeHuman => copy::not_a_person(),
+            Violation::HarmfulContent => copy::not_understood(),
+        });
+        reply.kind = OutboundKind::Reply;
+    }
+    reply
+}
+
+impl Shared {
     async fn respond(&self, turn: &Turn) -> Reply {
         let provider = self.provider.name();
         match tokio::time::timeout(self.settings.model_timeout, self.provider.respond(turn)).await {
@@ -300,8 +433,9 @@ pub struct ReplyTo {
     pub channel: Channel,
 }
 
-/// Queues a reply, trimmed to two segments. Its id is derived from the message it
-/// answers, so a repeated turn queues the same reply (and the aggregate drops it).
+/// Queues a reply, trimmed to two segments; the crisis message is never trimmed. Its
+/// id is derived from the message it answers, so a repeated turn queues the same
+/// reply (and the aggregate drops it).
 pub async fn queue_reply(
     store: &Store,
     user: UserId,
@@ -311,7 +445,12 @@ pub async fn queue_reply(
     kind: OutboundKind,
     meta: CommandMeta,
 ) -> Result<(), StoreError> {
-    let text = sms::fit(text, MAX_SEGMENTS);
+    let text = match kind {
+        // A crisis message cut off mid-number would be worse than a longer one; its
+        // length is held to CRISIS_MAX_SEGMENTS by the copy's tests.
+        OutboundKind::Crisis => text.to_owned(),
+        _ => sms::fit(text, MAX_SEGMENTS),
+    };
     let command = ConversationCommand::QueueReply {
         reply_id: Uuid::new_v5(&to.message_id, b"reply"),
         answers_through: Some(to.number),
@@ -356,10 +495,14 @@ impl Handler for AssistantWorker {
                     e.user_id,
                     Inbound {
                         delivery: d.clone(),
-                        message_id,
-                        number,
-                        channel,
-                        text,
+                        said: Said {
+                            message_id,
+                            number,
+                            channel,
+                            text,
+                            event_id: e.event_id,
+                            correlation_id: e.correlation_id,
+                        },
                     },
                 );
                 Outcome::Handed
@@ -402,5 +545,268 @@ impl AssistantWorker {
         store
             .execute_conversation(user, command, CommandMeta::caused_by(event_id, correlation))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Turns run directly against a real event store (no bus): what the safety
+    //! screens decide, and that no provider sees what it must not.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sidekick_domain::{MasterKey, PhoneNumber, Timezone};
+    use sidekick_store::events;
+    use sidekick_store::testing::TestDb;
+
+    use super::*;
+    use crate::engine::ModelError;
+
+    /// A provider that counts its calls and always says the same thing.
+    struct Scripted {
+        calls: AtomicUsize,
+        answer: &'static str,
+    }
+
+    #[async_trait]
+    impl ModelProvider for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+
+        async fn respond(&self, _: &Turn) -> Result<Reply, ModelError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Reply {
+                text: Some(self.answer.to_string()),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            })
+        }
+    }
+
+    struct Harness {
+        db: TestDb,
+        shared: Shared,
+        provider: Arc<Scripted>,
+        user: UserId,
+    }
+
+    async fn harness(phone: &str, answer: &'static str) -> Harness {
+        let db = TestDb::new().await;
+        let store = Store::new(db.pool.clone(), MasterKey::generate());
+        let (user, _) = store
+            .register(
+                &PhoneNumber::parse(phone).unwrap(),
+                Some("Sam"),
+                Some(Timezone::parse("Europe/London").unwrap()),
+                SignupChannel::Operator,
+                CommandMeta::new(),
+            )
+            .await
+            .unwrap();
+        let provider = Arc::new(Scripted {
+            calls: AtomicUsize::new(0),
+            answer,
+        });
+        let settings = TurnSettings {
+            support_url: Some("https://sidekick.example.org".into()),
+            ..TurnSettings::default()
+        };
+        let shared = Shared {
+            store,
+            provider: provider.clone(),
+            settings,
+            lanes: Mutex::new(HashMap::new()),
+        };
+        Harness {
+            db,
+            shared,
+            provider,
+            user,
+        }
+    }
+
+    impl Harness {
+        /// Records `texts` as the webhook would, then runs one turn over them.
+        async fn turn(&self, texts: &[&str]) -> Vec<Said> {
+            let store = &self.shared.store;
+            let key = store.data_key(self.user).await.unwrap();
+            let mut said = Vec::new();
+            for text in texts {
+                let message_id = Uuid::now_v7();
+                let command = ConversationCommand::ReceiveMessage {
+                    message_id,
+                    channel: Channel::Sms,
+                    provider_sid: None,
+                    body: key.seal(text),
+                    received_at: chrono::Utc::now(),
+                };
+                store
+                    .execute_conversation(self.user, command, CommandMeta::new())
+                    .await
+                    .unwrap();
+                said.push(Said {
+                    message_id,
+                    number: store.conversation(self.user).await.unwrap().received,
+                    channel: Channel::Sms,
+                    text: text.to_string(),
+                    event_id: Uuid::now_v7(),
+                    correlation_id: None,
+                });
+            }
+            self.shared.turn(self.user, &said).await.unwrap();
+            said
+        }
+
+        /// Every reply queued so far, opened.
+        async fn queued(&self) -> Vec<(OutboundKind, String)> {
+            let key = self.shared.store.data_key(self.user).await.unwrap();
+            events::for_user(&self.db.pool, self.user, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| match e.decode().unwrap() {
+                    DomainEventKind::Conversation(ConversationEvent::ReplyQueued {
+                        kind,
+                        body,
+                        ..
+                    }) => Some((kind, key.open(&body).unwrap())),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        async fn account(&self) -> Account {
+            self.shared.store.account(self.user).await.unwrap()
+        }
+
+        fn provider_calls(&self) -> usize {
+            self.provider.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crisis_message_gets_fixed_resources_a_flag_and_no_engine() {
+        let h = harness("+15551230001", "How about a walk?").await;
+        let said = h.turn(&["i dont want to be here anymore"]).await;
+        assert_eq!(h.provider_calls(), 0, "a provider saw a crisis message");
+        let phone = PhoneNumber::parse("+15551230001").unwrap();
+        assert_eq!(
+            h.queued().await,
+            vec![(OutboundKind::Crisis, copy::crisis(Some(&phone)).to_string())]
+        );
+        let account = h.account().await;
+        assert_eq!(account.open_safety_flags.len(), 1);
+        assert!(account.nudges_paused_at(chrono::Utc::now()));
+        let flag = account.open_safety_flags.values().next().unwrap();
+        assert_eq!(flag.message_number, said[0].number);
+
+        // Redelivered: nothing new.
+        h.shared.turn(h.user, &said).await.unwrap();
+        assert_eq!(h.queued().await.len(), 1);
+        assert_eq!(h.account().await.open_safety_flags.len(), 1);
+        h.db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn a_crisis_anywhere_in_a_burst_wins_and_the_lines_follow_the_country() {
+        let h = harness("+447700900123", "Sure!").await;
+        h.turn(&["ugh", "honestly kms", "anyway what's next"]).await;
+        let queued = h.queued().await;
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].0, OutboundKind::Crisis);
+        assert!(queued[0].1.contains("116 123"), "{}", queued[0].1);
+        assert_eq!(h.provider_calls(), 0);
+        h.db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn an_opt_out_said_with_a_crisis_is_honoured_too() {
+        let h = harness("+15551230002", "Sure!").await;
+        h.turn(&["leave me alone", "i want to die"]).await;
+        let account = h.account().await;
+        assert!(account.opted_out);
+        assert_eq!(account.open_safety_flags.len(), 1);
+        let queued = h.queued().await;
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].0, OutboundKind::Crisis);
+        assert!(queued[0].1.contains("988") && queued[0].1.contains("START"));
+        h.db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn fixed_answers_come_before_any_provider() {
+        let h = harness("+15551230003", "Whatever the model says").await;
+        h.turn(&["HELP"]).await;
+        h.turn(&["are you a human?"]).await;
+        h.turn(&["stop reminding me about laundry"]).await;
+        h.turn(&["can i take 2 adderall"]).await;
+        h.turn(&["please stop texting me"]).await;
+        h.turn(&["hello?"]).await;
+        assert_eq!(
+            h.provider_calls(),
+            0,
+            "a provider answered a fixed question"
+        );
+        let queued = h.queued().await;
+        let texts: Vec<&str> = queued.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                copy::help(Some("https://sidekick.example.org")).as_str(),
+                copy::not_a_person().as_str(),
+                copy::which_stop().as_str(),
+                copy::ask_prescriber().as_str(),
+                copy::opted_out().as_str(),
+            ],
+            "the opted-out number must hear nothing after the confirmation"
+        );
+        assert_eq!(queued[4].0, OutboundKind::OptOutConfirmation);
+        assert!(h.account().await.opted_out);
+        h.db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn a_reply_giving_dosing_advice_is_replaced_before_it_is_queued() {
+        let h = harness("+15551230004", "You can take another 10mg if it wears off.").await;
+        h.turn(&["it's wearing off already"]).await;
+        assert_eq!(h.provider_calls(), 1);
+        assert_eq!(
+            h.queued().await,
+            vec![(OutboundKind::Reply, copy::ask_prescriber())]
+        );
+        h.db.cleanup().await;
+    }
+
+    #[test]
+    fn every_violation_has_a_fixed_replacement() {
+        let reply = |text: &str| Reply {
+            text: Some(text.to_string()),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        };
+        for (said, fixed) in [
+            ("Sounds like ADHD to me.", copy::ask_prescriber()),
+            ("I'm a real person, promise.", copy::not_a_person()),
+            ("Just kill yourself", copy::not_understood()),
+            (
+                "Nice, 3 things done today!",
+                "Nice, 3 things done today!".to_string(),
+            ),
+        ] {
+            assert_eq!(checked("test", reply(said)).text, Some(fixed), "{said}");
+        }
+        let silent = Reply {
+            text: None,
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        };
+        assert_eq!(checked("test", silent.clone()), silent);
+    }
+
+    #[test]
+    fn crisis_messages_are_answered_at_once() {
+        assert!(looks_complete("i want to die", false));
+        assert!(!looks_complete("remind me to", false));
     }
 }

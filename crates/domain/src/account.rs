@@ -1,7 +1,20 @@
 //! The Account aggregate: who a user is, how to reach them, and whether they may be texted.
 //!
 //! One Account per user, keyed by the user id. Its state is a handful of fields, so
-//! loading it costs the same however long the user has been around.
+//! loading it costs the same however long the user has been around (safety flags
+//! stay in it only while they are open).
+//!
+//! # Safety flags
+//!
+//! When a message carries a self-harm signal (`crate::safety::assess`), the
+//! assistant raises a safety flag here. The flag is what a person follows up
+//! (`sidekick flags list|resolve`), and raising it pauses for
+//! [`NUDGE_PAUSE`] everything Sidekick would say on its own: someone who just
+//! wrote that they want to die must not get "How's the report going?" an hour
+//! later. The pause lives on the account, not in the notifier, so every sender
+//! (notifier, and later the scheduler) reads the same fact from the log.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -9,8 +22,11 @@ use cqrs_es::{Aggregate, DomainEvent};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::Channel;
 use crate::ids::{PhoneNumber, QuietHours, Timezone, UserId};
+use crate::safety::NUDGE_PAUSE;
 use crate::sealed::SealedText;
+use uuid::Uuid;
 
 /// How an account came to exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -49,6 +65,22 @@ pub enum AccountCommand {
     OptIn {
         at: DateTime<Utc>,
     },
+    /// Inbound message `message_number` carried a self-harm signal: flag the
+    /// conversation for a person and pause nudges. The caller derives `flag_id`
+    /// from the message, so a retried turn raises one flag, not two.
+    RaiseSafetyFlag {
+        flag_id: Uuid,
+        message_number: u64,
+        channel: Channel,
+        at: DateTime<Utc>,
+    },
+    /// A person has followed up on the flag. The note may say how (sealed: it is
+    /// about someone's health). The nudge pause still runs its course.
+    ResolveSafetyFlag {
+        flag_id: Uuid,
+        note: Option<SealedText>,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -77,6 +109,21 @@ pub enum AccountEvent {
     OptedIn {
         at: DateTime<Utc>,
     },
+    /// The crisis screen caught inbound message `message_number`; crisis
+    /// resources were sent and nothing Sidekick says on its own goes out before
+    /// `paused_until`. The message itself stays sealed in the conversation.
+    SafetyFlagRaised {
+        flag_id: Uuid,
+        message_number: u64,
+        channel: Channel,
+        at: DateTime<Utc>,
+        paused_until: DateTime<Utc>,
+    },
+    SafetyFlagResolved {
+        flag_id: Uuid,
+        note: Option<SealedText>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -88,6 +135,8 @@ impl DomainEvent for AccountEvent {
             Self::QuietHoursSet { .. } => "QuietHoursSet",
             Self::OptedOut { .. } => "OptedOut",
             Self::OptedIn { .. } => "OptedIn",
+            Self::SafetyFlagRaised { .. } => "SafetyFlagRaised",
+            Self::SafetyFlagResolved { .. } => "SafetyFlagResolved",
         }
         .to_string()
     }
@@ -105,6 +154,18 @@ pub enum AccountError {
     /// A different phone number is already registered under this user id. A bug in the caller.
     #[error("this user id already belongs to another phone number")]
     PhoneMismatch,
+    /// No open safety flag has this id: it was resolved already, or never raised
+    /// for this user. The caller should list open flags and pick again.
+    #[error("no open safety flag {0} (already resolved, or not this user's)")]
+    FlagNotOpen(Uuid),
+}
+
+/// A safety flag waiting for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSafetyFlag {
+    pub message_number: u64,
+    pub channel: Channel,
+    pub raised_at: DateTime<Utc>,
 }
 
 /// Where a new user is in the first conversation.
@@ -125,9 +186,30 @@ pub struct Account {
     pub timezone_confirmed: bool,
     pub quiet_hours: QuietHours,
     pub opted_out: bool,
+    /// Flags no person has resolved yet. Snapshots from before safety flags
+    /// existed decode with none (`serde(default)`), which is what they had.
+    #[serde(default)]
+    pub open_safety_flags: BTreeMap<Uuid, OpenSafetyFlag>,
+    /// Nudges and other unprompted messages wait until then.
+    #[serde(default)]
+    pub nudges_paused_until: Option<DateTime<Utc>>,
+    /// The highest inbound message number ever flagged: a retried turn for the
+    /// same message raises nothing new, even after its flag was resolved.
+    #[serde(default)]
+    pub last_flagged_message: u64,
 }
 
 impl Account {
+    /// Whether messages Sidekick would send on its own (nudges) must wait at `now`.
+    pub fn nudges_paused_at(&self, now: DateTime<Utc>) -> bool {
+        self.nudges_paused_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether inbound message `number` has raised a safety flag already.
+    pub fn flagged_message(&self, number: u64) -> bool {
+        number <= self.last_flagged_message
+    }
+
     pub fn is_registered(&self) -> bool {
         self.user_id.is_some()
     }
@@ -221,6 +303,32 @@ impl Aggregate for Account {
                     sink.write(E::OptedIn { at }, self).await;
                 }
             }
+            C::RaiseSafetyFlag {
+                flag_id,
+                message_number,
+                channel,
+                at,
+            } => {
+                let repeated = self.open_safety_flags.contains_key(&flag_id)
+                    || self.flagged_message(message_number);
+                if !repeated {
+                    let event = E::SafetyFlagRaised {
+                        flag_id,
+                        message_number,
+                        channel,
+                        at,
+                        paused_until: at + NUDGE_PAUSE,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            C::ResolveSafetyFlag { flag_id, note, at } => {
+                if !self.open_safety_flags.contains_key(&flag_id) {
+                    return Err(AccountError::FlagNotOpen(flag_id));
+                }
+                sink.write(E::SafetyFlagResolved { flag_id, note, at }, self)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -248,6 +356,28 @@ impl Aggregate for Account {
             E::QuietHoursSet { quiet_hours } => self.quiet_hours = quiet_hours,
             E::OptedOut { .. } => self.opted_out = true,
             E::OptedIn { .. } => self.opted_out = false,
+            E::SafetyFlagRaised {
+                flag_id,
+                message_number,
+                channel,
+                at,
+                paused_until,
+            } => {
+                self.open_safety_flags.insert(
+                    flag_id,
+                    OpenSafetyFlag {
+                        message_number,
+                        channel,
+                        raised_at: at,
+                    },
+                );
+                self.last_flagged_message = self.last_flagged_message.max(message_number);
+                // A second flag extends the pause; an older one never shortens it.
+                self.nudges_paused_until = self.nudges_paused_until.max(Some(paused_until));
+            }
+            E::SafetyFlagResolved { flag_id, .. } => {
+                self.open_safety_flags.remove(&flag_id);
+            }
         }
     }
 }
@@ -352,6 +482,167 @@ mod tests {
             })
             .await
             .then_expect_error(AccountError::NotRegistered);
+    }
+
+    fn at(hours: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::TimeDelta::hours(hours)
+    }
+
+    fn raised(flag: Uuid, number: u64, hours: i64) -> AccountEvent {
+        AccountEvent::SafetyFlagRaised {
+            flag_id: flag,
+            message_number: number,
+            channel: Channel::Sms,
+            at: at(hours),
+            paused_until: at(hours + 24),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crisis_message_raises_a_flag_that_pauses_nudges_for_a_day() {
+        let user = UserId::new();
+        let flag = Uuid::now_v7();
+        AccountTest::with(())
+            .given(vec![registered(user)])
+            .when_async(AccountCommand::RaiseSafetyFlag {
+                flag_id: flag,
+                message_number: 3,
+                channel: Channel::Sms,
+                at: at(0),
+            })
+            .await
+            .then_expect_events(vec![raised(flag, 3, 0)]);
+        let mut account = Account::default();
+        account.apply(registered(user));
+        account.apply(raised(flag, 3, 0));
+        assert!(account.nudges_paused_at(at(23)));
+        assert!(!account.nudges_paused_at(at(24)));
+        assert!(account.open_safety_flags.contains_key(&flag));
+    }
+
+    #[tokio::test]
+    async fn a_retried_turn_raises_no_second_flag_even_after_resolution() {
+        let user = UserId::new();
+        let flag = Uuid::now_v7();
+        let retry = AccountCommand::RaiseSafetyFlag {
+            flag_id: flag,
+            message_number: 3,
+            channel: Channel::Sms,
+            at: at(1),
+        };
+        AccountTest::with(())
+            .given(vec![registered(user), raised(flag, 3, 0)])
+            .when_async(retry.clone())
+            .await
+            .then_expect_events(vec![]);
+        let resolved = AccountEvent::SafetyFlagResolved {
+            flag_id: flag,
+            note: None,
+            at: at(2),
+        };
+        AccountTest::with(())
+            .given(vec![registered(user), raised(flag, 3, 0), resolved])
+            .when_async(retry)
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_later_flag_extends_the_pause() {
+        let user = UserId::new();
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        AccountTest::with(())
+            .given(vec![registered(user), raised(first, 3, 0)])
+            .when_async(AccountCommand::RaiseSafetyFlag {
+                flag_id: second,
+                message_number: 5,
+                channel: Channel::Web,
+                at: at(10),
+            })
+            .await
+            .then_expect_events(vec![AccountEvent::SafetyFlagRaised {
+                flag_id: second,
+                message_number: 5,
+                channel: Channel::Web,
+                at: at(10),
+                paused_until: at(34),
+            }]);
+        let mut account = Account::default();
+        for e in [registered(user), raised(first, 3, 0), raised(second, 5, 10)] {
+            account.apply(e);
+        }
+        assert!(account.nudges_paused_at(at(30)));
+        assert_eq!(account.open_safety_flags.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_person_resolves_an_open_flag_once() {
+        let user = UserId::new();
+        let flag = Uuid::now_v7();
+        let note = DataKey::generate(user).seal("called, they are safe");
+        let resolved = AccountEvent::SafetyFlagResolved {
+            flag_id: flag,
+            note: Some(note.clone()),
+            at: at(2),
+        };
+        AccountTest::with(())
+            .given(vec![registered(user), raised(flag, 3, 0)])
+            .when_async(AccountCommand::ResolveSafetyFlag {
+                flag_id: flag,
+                note: Some(note.clone()),
+                at: at(2),
+            })
+            .await
+            .then_expect_events(vec![resolved.clone()]);
+        AccountTest::with(())
+            .given(vec![registered(user), raised(flag, 3, 0), resolved])
+            .when_async(AccountCommand::ResolveSafetyFlag {
+                flag_id: flag,
+                note: None,
+                at: at(3),
+            })
+            .await
+            .then_expect_error(AccountError::FlagNotOpen(flag));
+        let mut account = Account::default();
+        account.apply(registered(user));
+        account.apply(raised(flag, 3, 0));
+        account.apply(AccountEvent::SafetyFlagResolved {
+            flag_id: flag,
+            note: None,
+            at: at(2),
+        });
+        assert!(account.open_safety_flags.is_empty());
+        assert!(
+            account.nudges_paused_at(at(3)),
+            "resolving does not cut the pause short"
+        );
+    }
+
+    #[test]
+    fn snapshots_from_before_safety_flags_still_load() {
+        let old = serde_json::json!({
+            "user_id": null, "phone": null, "name": null, "timezone": "UTC",
+            "timezone_confirmed": false,
+            "quiet_hours": {"start": "21:00", "end": "08:00"}, "opted_out": false
+        });
+        let account: Account = serde_json::from_value(old).unwrap();
+        assert!(account.open_safety_flags.is_empty());
+        assert_eq!(account.nudges_paused_until, None);
+    }
+
+    #[test]
+    fn new_users_get_quiet_hours_from_nine_to_eight_local() {
+        let user = UserId::new();
+        let mut account = Account::default();
+        account.apply(registered(user));
+        let q = account.quiet_hours;
+        assert_eq!(
+            (q.start.to_string(), q.end.to_string()),
+            ("21:00".into(), "08:00".into())
+        );
+        let local = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert!(q.contains(local(21, 0)) && q.contains(local(23, 59)) && q.contains(local(7, 59)));
+        assert!(!q.contains(local(8, 0)) && !q.contains(local(20, 59)));
     }
 
     #[test]

@@ -51,17 +51,36 @@ pub enum OutboundKind {
     Reminder,
     /// Something Sidekick decided to say on its own.
     Nudge,
+    /// The fixed crisis-resources message answering a self-harm signal
+    /// (`crate::safety`). Never generated, never trimmed, sent before anything
+    /// else, and sent even to a number that opted out: it answers the person's
+    /// own message, and may be the one that matters most.
+    Crisis,
 }
 
 impl OutboundKind {
     /// Lower is more urgent.
     pub fn priority(&self) -> u8 {
         match self {
-            Self::Reply => 0,
-            Self::System | Self::OptOutConfirmation => 1,
-            Self::Reminder => 2,
-            Self::Nudge => 3,
+            Self::Crisis => 0,
+            Self::Reply => 1,
+            Self::System | Self::OptOutConfirmation => 2,
+            Self::Reminder => 3,
+            Self::Nudge => 4,
         }
+    }
+
+    /// Whether it may go to a number that opted out: the opt-out's own
+    /// confirmation, and crisis resources answering the person's message.
+    pub fn allowed_after_opt_out(&self) -> bool {
+        matches!(self, Self::OptOutConfirmation | Self::Crisis)
+    }
+
+    /// Whether Sidekick would be saying it unprompted: those wait while a safety
+    /// flag pauses nudges. Reminders the user set, answers and required system
+    /// messages do not.
+    pub fn unprompted(&self) -> bool {
+        matches!(self, Self::Nudge)
     }
 }
 

@@ -16,7 +16,9 @@
 //!    aliases), because the carrier or Twilio has already acted on them;
 //! 2. free-text opt-outs ("please stop texting me"), because missing one is a
 //!    compliance failure and a broken promise;
-//! 3. everything else.
+//! 3. requests to stop one thing ("stop reminding me about laundry"), which
+//!    must not be mistaken for an opt-out but must not be ignored either;
+//! 4. everything else.
 //!
 //! # Opt-out versus "stop this one thing"
 //!
@@ -30,7 +32,9 @@
 //! messaging" is caught by either half. When in doubt between "all messages"
 //! and nothing specific (plain "stop reminding me"), it is an opt-out: a wrong
 //! opt-out costs one "Reply START to come back"; a missed one keeps texting
-//! someone who said no.
+//! someone who said no. A request to stop something specific that mentions
+//! reminders or texts is [`Intent::StopOneThing`], and Sidekick asks which the
+//! person meant with one short question.
 
 /// The `keyword` of a [`Intent::Stop`] that came from free text rather than a
 /// carrier keyword. It tells the caller that no carrier or Twilio acted on the
@@ -54,6 +58,11 @@ pub enum Intent {
         /// the whole message was one; otherwise [`FREE_TEXT_KEYWORD`].
         keyword: String,
     },
+    /// Asks to stop or cancel one thing about Sidekick's messages ("stop
+    /// reminding me about laundry", "cancel the meds reminder", "stop texting
+    /// me at night"), not every message. Never an opt-out: Sidekick asks which
+    /// was meant, with one question.
+    StopOneThing,
     /// Asks whether a person or a machine is on the other end; Sidekick must
     /// never pretend to be human.
     AreYouHuman,
@@ -89,6 +98,7 @@ type Rule = fn(&Utterance) -> Option<Intent>;
 const RULES: &[Rule] = &[
     carrier_keyword,
     free_text_opt_out,
+    stop_one_thing,
     opt_in,
     help,
     are_you_human,
@@ -257,6 +267,11 @@ const OPT_OUT_TRIGGERS: &[(&str, Trigger)] = &[
     ("end my subscription", Trigger::Complete),
     ("revoke consent", Trigger::Complete),
     ("revoke my consent", Trigger::Complete),
+    ("cancel my account", Trigger::Complete),
+    ("delete my account", Trigger::Complete),
+    ("close my account", Trigger::Complete),
+    ("i want out", Trigger::Complete),
+    ("count me out", Trigger::Complete),
     ("quit", Trigger::NeedsContact),
     ("cease", Trigger::NeedsContact),
     ("dont", Trigger::NeedsContact),
@@ -349,6 +364,49 @@ fn clause_opts_out(clause: &[String]) -> bool {
     })
 }
 
+// ---------------------------------------------------------------------------
+// Stopping one thing.
+
+/// Verbs that ask for something to stop or go away.
+const STOP_ONE_VERBS: &[&str] = &[
+    "stop", "stopp", "cancel", "end", "quit", "delete", "remove", "no more", "turn off", "pause",
+    "mute", "fewer", "less",
+];
+
+/// Words about Sidekick's messages that make such a request about them.
+#[rustfmt::skip]
+const ABOUT_OUR_MESSAGES: &[&str] = &[
+    "remind", "reminding", "reminder", "reminders", "nudge", "nudges", "nudging",
+    "notification", "notifications", "alert", "alerts", "checkin", "checkins", "check",
+];
+
+/// "Stop reminding me about laundry": a stop verb, not negated and not the
+/// writer's own stopping, followed in its clause by a word about reminders or
+/// texts. Reached only when [`free_text_opt_out`] did not match, so what
+/// follows the verb is something specific.
+fn stop_one_thing(u: &Utterance) -> Option<Intent> {
+    let in_set = |set: &[&str], w: Option<&String>| w.is_some_and(|w| set.contains(&w.as_str()));
+    let asks = u.clauses.iter().any(|clause| {
+        STOP_ONE_VERBS.iter().any(|verb| {
+            let phrase: Vec<&str> = verb.split(' ').collect();
+            (0..clause.len())
+                .filter(|&at| phrase_at(clause, at, &phrase))
+                .any(|at| {
+                    let previous = clause[..at].last();
+                    let about_messages = clause[at + phrase.len()..].iter().any(|w| {
+                        CONTACT_WORDS.contains(&w.as_str())
+                            || ABOUT_OUR_MESSAGES.contains(&w.as_str())
+                    });
+                    about_messages
+                        && !in_set(NEGATIONS, previous)
+                        && !in_set(NOUN_BEFORE_STOP, previous)
+                        && !in_set(SELF_BEFORE_STOP, previous)
+                })
+        })
+    });
+    asks.then_some(Intent::StopOneThing)
+}
+
 fn phrase_at(clause: &[String], at: usize, phrase: &[&str]) -> bool {
     let Some(words) = clause.get(at..at + phrase.len()) else {
         return false;
@@ -392,7 +450,7 @@ fn used_as_opt_out(trigger: Trigger, before: &[String], after: &[String]) -> boo
 
 /// Whether `word` is `target` or one insertion, deletion, substitution or
 /// swap of adjacent letters away from it (optimal string alignment ≤ 1).
-fn within_one_edit(word: &str, target: &str) -> bool {
+pub(crate) fn within_one_edit(word: &str, target: &str) -> bool {
     let a: Vec<char> = word.chars().collect();
     let b: Vec<char> = target.chars().collect();
     let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
@@ -500,6 +558,7 @@ const NATURE_QUESTION_OPENINGS: &[&str] = &[
     "is it",
     "is that",
     "is there",
+    "is sidekick",
     "am i talking to",
     "am i talking with",
     "am i texting",
@@ -529,6 +588,9 @@ const NATURE_WORDS: &[&str] = &[
     "gpt",
     "program",
     "algorithm",
+    "llm",
+    "sentient",
+    "conscious",
 ];
 
 /// Whole messages that ask the same thing without the usual opening.
@@ -546,6 +608,25 @@ const NATURE_QUESTIONS: &[&str] = &[
     "robot",
     "human",
     "real person",
+    "who am i talking with",
+    "who am i chatting with",
+    "who is this really",
+    "are you alive",
+    "are u alive",
+    "is anyone there",
+    "is anybody there",
+    "is someone there",
+    "anyone there",
+    "is anyone reading this",
+    "is someone reading this",
+    "does anyone read these",
+    "does a human read these",
+    "do real people read these",
+    "bot or human",
+    "human or bot",
+    "bot or person",
+    "person or bot",
+    "real or bot",
 ];
 
 /// A nature question longer than this is about something else that happens
@@ -737,20 +818,34 @@ mod tests {
                 free(),
             ),
             ("are you a bot? stop texting me", free()),
-            // About one thing, or not about messages: not an opt-out.
-            ("stop reminding me about laundry", Unknown),
-            ("Stop reminding me about the laundry!", Unknown),
-            ("cancel the meds reminder", Unknown),
+            ("stop contacting me", free()),
+            ("cancel my account", free()),
+            ("Please delete my account.", free()),
+            ("I want out", free()),
+            ("count me out", free()),
+            ("no more messages", free()),
+            ("i want to opt out", free()),
+            ("please don't message me again", free()),
+            ("stop all messages", free()),
+            // About one thing: a question, not an opt-out.
+            ("stop reminding me about laundry", StopOneThing),
+            ("Stop reminding me about the laundry!", StopOneThing),
+            ("cancel the meds reminder", StopOneThing),
+            ("stop texting me so much", StopOneThing),
+            ("stop texting me at night", StopOneThing),
+            ("no more reminders for this one", StopOneThing),
+            ("turn off the morning check in", StopOneThing),
+            ("delete the laundry reminder", StopOneThing),
+            ("can you stop the gym reminders", StopOneThing),
+            // Not about messages at all.
             ("stop the timer", Unknown),
-            ("stop texting me so much", Unknown),
-            ("stop texting me at night", Unknown),
             ("don't stop texting me", Unknown),
+            ("I want out of this meeting", Unknown),
             ("I'm at the bus stop", Unknown),
             ("time to stop", Unknown),
             ("I need to stop", Unknown),
             ("I'll stop at the pharmacy", Unknown),
             ("don't remind me", Unknown),
-            ("no more reminders for this one", Unknown),
             ("I quit my job", Unknown),
             ("don't", Unknown),
             ("end of the day", Unknown),
@@ -800,6 +895,13 @@ mod tests {
             ("are you an AI?", AreYouHuman),
             ("hi, are you a person or a bot?", AreYouHuman),
             ("who is this?", AreYouHuman),
+            ("is anyone there?", AreYouHuman),
+            ("Are you alive?", AreYouHuman),
+            ("bot or human?", AreYouHuman),
+            ("is sidekick a person?", AreYouHuman),
+            ("are you an LLM", AreYouHuman),
+            ("does a human read these?", AreYouHuman),
+            ("am I talking with an actual person", AreYouHuman),
             ("is this a real deadline", Unknown),
             ("are you going to remind me", Unknown),
             ("are you for real", Unknown),

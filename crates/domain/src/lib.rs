@@ -7,6 +7,8 @@
 //! - [`envelope`]: the event envelope on the bus, decoding, and subject partitions.
 //! - [`sms`]: GSM-7/UCS-2 segment counting, so replies fit in two texts.
 //! - [`intent`], [`places`]: the offline engine's understanding of what people text.
+//! - [`safety`]: the screens that never wait for a model: crisis language, medical
+//!   questions, and the check every reply passes before it is sent.
 //! - [`schema`]: JSON Schemas of every command and event.
 //!
 //! This crate must not depend on tokio, sqlx, NATS or HTTP: everything here is
@@ -19,6 +21,7 @@ pub mod envelope;
 pub mod ids;
 pub mod intent;
 pub mod places;
+pub mod safety;
 pub mod schema;
 pub mod sealed;
 pub mod sms;

@@ -1,6 +1,11 @@
 //! The sync read model: each user's profile (phone, timezone, quiet hours, opt-out) and
 //! the timeline of both channels with delivery status. Bodies stay sealed here; the
 //! API opens them with the user's key, so destroying the key empties them too.
+//!
+//! It also keeps `safety_flags`: one row per safety flag (which message, when, until
+//! when nudges are paused, whether a person has resolved it). Operators read it
+//! across users (`sidekick flags list`); nothing in it is shown to the user, so a
+//! flag changes nothing on their dashboard and sends no live update.
 
 use async_trait::async_trait;
 use sidekick_domain::{
@@ -21,7 +26,7 @@ impl Projection for SyncProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["sync_users", "sync_messages"]
+        &["sync_users", "sync_messages", "safety_flags"]
     }
 
     fn wants(&self, aggregate_type: &str) -> bool {
@@ -123,8 +128,55 @@ async fn account(
                 .execute(&mut **tx)
                 .await?;
         }
+        AccountEvent::SafetyFlagRaised { .. } | AccountEvent::SafetyFlagResolved { .. } => {
+            safety_flag(tx, e, event).await?;
+            return Ok(vec![]);
+        }
     }
     Ok(profile_changed())
+}
+
+/// Keeps `safety_flags` in step with the account's flag events. Idempotent on its
+/// own too (the checkpoint already makes repeats no-ops): a raised flag is inserted
+/// once, a resolution only fills an empty `resolved_at`.
+async fn safety_flag(tx: &mut UserTx, e: &EventEnvelope, event: &AccountEvent) -> Result<()> {
+    match event {
+        AccountEvent::SafetyFlagRaised {
+            flag_id,
+            message_number,
+            channel,
+            at,
+            paused_until,
+        } => {
+            sqlx::query(
+                "INSERT INTO safety_flags (user_id, flag_id, message_number, channel, raised_at, paused_until)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (user_id, flag_id) DO NOTHING",
+            )
+            .bind(e.user_id.as_uuid())
+            .bind(flag_id)
+            .bind(i64::try_from(*message_number).unwrap_or(i64::MAX))
+            .bind(channel.as_str())
+            .bind(at)
+            .bind(paused_until)
+            .execute(&mut **tx)
+            .await?;
+        }
+        AccountEvent::SafetyFlagResolved { flag_id, note, at } => {
+            sqlx::query(
+                "UPDATE safety_flags SET resolved_at = $3, note_sealed = $4
+                  WHERE user_id = $1 AND flag_id = $2 AND resolved_at IS NULL",
+            )
+            .bind(e.user_id.as_uuid())
+            .bind(flag_id)
+            .bind(at)
+            .bind(note.as_ref().map(|n| n.as_str()))
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 async fn set_status(
@@ -249,4 +301,99 @@ async fn conversation(
         resource: "conversation",
         id: Some(id.to_string()),
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    //! The `safety_flags` rows of every golden case that lists them
+    //! (`projections/sync/cases/*.json`): applied in order, redelivered, in reverse
+    //! order (gaps filled from the event store) and replayed. `tests/golden.rs` checks
+    //! the profile and timeline tables of the same cases.
+
+    use std::path::Path;
+
+    use serde_json::Value;
+    use sidekick_domain::UserId;
+    use sidekick_store::events;
+    use sidekick_store::testing::TestDb;
+
+    use super::SyncProjection;
+    use crate::{project, replay};
+
+    /// Timestamps as UTC wall-clock text, whatever the server's time zone.
+    const FLAG_COLUMNS: &str = "flag_id, message_number, channel, \
+        raised_at AT TIME ZONE 'UTC' AS raised_at, paused_until AT TIME ZONE 'UTC' AS paused_until, \
+        resolved_at AT TIME ZONE 'UTC' AS resolved_at, note_sealed";
+
+    async fn flag_rows(pool: &sqlx::PgPool) -> Value {
+        let sql = format!(
+            "SELECT coalesce(json_agg(t), '[]'::json) FROM
+               (SELECT {FLAG_COLUMNS} FROM safety_flags ORDER BY raised_at, flag_id) t"
+        );
+        let json: sqlx::types::Json<Value> =
+            sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
+        json.0
+    }
+
+    async fn insert(pool: &sqlx::PgPool, user: UserId, events: &[Value]) {
+        for e in events {
+            let meta = serde_json::json!({ "user_id": user.to_string() });
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ($1, $2, $3, $4, '1', $5, $6)",
+            )
+            .bind(e["aggregate_type"].as_str().unwrap())
+            .bind(user.to_string())
+            .bind(e["sequence"].as_i64().unwrap())
+            .bind(e["event_type"].as_str().unwrap())
+            .bind(sqlx::types::Json(&e["payload"]))
+            .bind(sqlx::types::Json(&meta))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn safety_flag_golden_cases() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../projections/sync/cases");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let case: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let expected = &case["expected"]["safety_flags"];
+            if expected.is_null() {
+                continue;
+            }
+            let name = path.display().to_string();
+            let user = UserId::parse(case["user_id"].as_str().unwrap()).unwrap();
+            let db = TestDb::new().await;
+            insert(&db.pool, user, case["events"].as_array().unwrap()).await;
+            let history = events::for_user(&db.pool, user, None).await.unwrap();
+
+            for e in &history {
+                project(&db.pool, &SyncProjection, e).await.unwrap();
+            }
+            assert_eq!(&flag_rows(&db.pool).await, expected, "{name}: in order");
+            for e in &history {
+                project(&db.pool, &SyncProjection, e).await.unwrap();
+            }
+            assert_eq!(&flag_rows(&db.pool).await, expected, "{name}: redelivered");
+            replay::reset(&db.pool, &SyncProjection, None)
+                .await
+                .unwrap();
+            for e in history.iter().rev() {
+                project(&db.pool, &SyncProjection, e).await.unwrap();
+            }
+            assert_eq!(&flag_rows(&db.pool).await, expected, "{name}: reversed");
+            replay::rebuild(&db.pool, &[&SyncProjection], Some(user), |_, _| {})
+                .await
+                .unwrap();
+            assert_eq!(&flag_rows(&db.pool).await, expected, "{name}: replayed");
+            db.cleanup().await;
+            checked += 1;
+        }
+        assert!(checked > 0, "no golden case lists safety_flags");
+    }
 }
