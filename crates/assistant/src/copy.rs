@@ -6,7 +6,7 @@
 //! is worse than a third segment; every message in [`CRISIS_LINES`] fits in two
 //! today, and the tests hold each to three at most.
 
-use sidekick_domain::PhoneNumber;
+use sidekick_domain::{Onboarding, PhoneNumber};
 
 pub const SERVICE: &str = "Sidekick";
 
@@ -79,15 +79,17 @@ pub fn crisis(phone: Option<&PhoneNumber>) -> &'static str {
         .map_or(CRISIS_ELSEWHERE, |row| row.message)
 }
 
-pub fn consent(name: Option<&str>) -> String {
+/// The opt-in confirmation: the first text of every account. It ends with the one
+/// question onboarding still needs (an operator may have given name and timezone).
+pub fn consent(name: Option<&str>, onboarding: Onboarding) -> String {
     let ask = match name {
         Some(n) => format!("Hi {n}! "),
         None => "Hi! ".to_string(),
     };
-    let question = if name.is_some() {
-        "What city are you in?"
-    } else {
-        "What should I call you?"
+    let question = match onboarding {
+        Onboarding::NeedsName => "What should I call you?",
+        Onboarding::NeedsTimezone => "What city are you in?",
+        Onboarding::Complete => "What's one thing on your mind?",
     };
     format!(
         "{ask}I'm Sidekick, an automated assistant (not a person) for getting things done. \
@@ -189,8 +191,9 @@ mod tests {
     fn every_fixed_message_fits_two_gsm7_segments() {
         let long_name = "Alexandrina-Josephine";
         let all = [
-            consent(None),
-            consent(Some(long_name)),
+            consent(None, Onboarding::NeedsName),
+            consent(Some(long_name), Onboarding::NeedsTimezone),
+            consent(Some(long_name), Onboarding::Complete),
             ask_timezone(long_name),
             timezone_not_understood(),
             onboarding_done("America/Argentina/Buenos_Aires"),
@@ -265,7 +268,7 @@ mod tests {
 
     #[test]
     fn consent_says_what_carriers_require() {
-        let text = consent(None);
+        let text = consent(None, Onboarding::NeedsName);
         for must in [
             "automated assistant",
             "Msg&data rates may apply",

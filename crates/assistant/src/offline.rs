@@ -127,14 +127,14 @@ impl OfflineEngine {
         let name = turn.name.as_deref();
         match (turn.onboarding, last) {
             (Onboarding::NeedsName, Intent::Start) => {
-                say(copy::consent(None), OutboundKind::System, vec![])
+                say(copy::consent(None, Onboarding::NeedsName), OutboundKind::System, vec![])
             }
             (Onboarding::NeedsTimezone, Intent::Start) => {
-                say(copy::consent(name), OutboundKind::System, vec![])
+                say(copy::consent(name, Onboarding::NeedsTimezone), OutboundKind::System, vec![])
             }
             (Onboarding::NeedsName, _) => match name_from_text(&turn.text()) {
                 Some(n) => reply(copy::ask_timezone(&n)).with_action(Action::SetName(n)),
-                None => reply(copy::consent(None)),
+                None => reply(copy::consent(None, Onboarding::NeedsName)),
             },
             (Onboarding::NeedsTimezone, _) => match places::timezone_from_text(&turn.text()) {
                 Some(tz) => reply(copy::onboarding_done(tz.name()))

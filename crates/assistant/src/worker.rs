@@ -533,12 +533,13 @@ impl AssistantWorker {
         let key = store.data_key(user).await?;
         let account = store.account(user).await?;
         let name = account.name.as_ref().and_then(|n| key.open(n).ok());
+        let text = copy::consent(name.as_deref(), account.onboarding());
         let command = ConversationCommand::QueueReply {
             reply_id: Uuid::new_v5(&event_id, b"welcome"),
             answers_through: None,
             channel: Channel::Sms,
-            segments: 0,
-            body: key.seal(&copy::consent(name.as_deref())),
+            segments: sms::segments(&text) as u32,
+            body: key.seal(&text),
             kind: OutboundKind::System,
             queued_at: chrono::Utc::now(),
         };
