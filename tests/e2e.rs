@@ -28,6 +28,7 @@ struct App {
     namespace: String,
     http: reqwest::Client,
     latencies: Vec<Duration>,
+    log_path: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -67,7 +68,8 @@ impl App {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let log = std::fs::File::create(log_dir.join(format!("e2e-{id}.log"))).unwrap();
+        let log_path = log_dir.join(format!("e2e-{id}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sidekick"))
             .arg("serve")
             .envs(env.iter().cloned())
@@ -84,6 +86,7 @@ impl App {
             namespace,
             http: reqwest::Client::new(),
             latencies: vec![],
+            log_path,
         };
         let _ = token;
         app.wait_ready().await;
@@ -431,6 +434,22 @@ async fn two_people_text_sidekick_end_to_end() {
     assert!(out.contains("replayed"), "{out}");
     let after = app.settled_conversation(&alice_token).await;
     assert_eq!(before, after);
+
+    // One correlation id follows a message from the webhook to the reply, in JSON logs.
+    let log = std::fs::read_to_string(&app.log_path).unwrap();
+    let correlation = |needle: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| {
+                v["spans"].as_array()?.iter().find_map(|s| s["correlation_id"].as_str().map(str::to_string))
+            })
+            .collect()
+    };
+    let inbound = correlation("inbound message recorded");
+    let outbound = correlation("reply handed to Twilio");
+    assert!(inbound.iter().any(|c| outbound.contains(c)), "no correlation id runs from webhook to reply");
+    assert!(!log.contains("\"help\"") && !log.contains(ALICE), "a body or a full phone number reached the logs");
 
     let mut ms: Vec<f64> = app
         .latencies

@@ -372,6 +372,9 @@ impl Shared {
                     .await
                 {
                     Ok(sent) => {
+                        // With the span's correlation id, this line closes the trail that
+                        // starts at the webhook's "inbound message recorded".
+                        tracing::info!(to = %phone.masked(), provider_sid = %sent.sid, "reply handed to Twilio");
                         metrics::counter!("sidekick_outbound_total", "result" => "sent")
                             .increment(1);
                         ConversationCommand::RecordReplySent {
