@@ -105,6 +105,8 @@ struct Shared {
     provider: Arc<dyn ModelProvider>,
     settings: TurnSettings,
     lanes: Mutex<HashMap<UserId, mpsc::UnboundedSender<Inbound>>>,
+    /// Deliveries taken but not yet settled, by event id: handed back on shutdown.
+    in_flight: Mutex<HashMap<Uuid, Delivery>>,
 }
 
 pub struct AssistantWorker {
@@ -123,8 +125,28 @@ impl AssistantWorker {
                 provider,
                 settings,
                 lanes: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Hands every message still waiting in a lane back to the bus for immediate
+    /// redelivery (to this process's successor), instead of after the ack timeout.
+    /// Called once consuming has stopped, at shutdown.
+    pub async fn release(&self) {
+        let pending: Vec<Delivery> = match self.shared.in_flight.lock() {
+            Ok(mut map) => map.drain().map(|(_, d)| d).collect(),
+            Err(_) => return,
+        };
+        if let Ok(mut lanes) = self.shared.lanes.lock() {
+            lanes.clear();
+        }
+        for d in &pending {
+            d.nak(Duration::ZERO).await;
+        }
+        if !pending.is_empty() {
+            tracing::info!(released = pending.len(), "handed unanswered messages back for redelivery");
+        }
     }
 
     /// Users with a lane right now (a gauge for operators).
@@ -133,6 +155,9 @@ impl AssistantWorker {
     }
 
     fn enqueue(&self, user: UserId, inbound: Inbound) {
+        if let Ok(mut in_flight) = self.shared.in_flight.lock() {
+            in_flight.insert(inbound.delivery.envelope.event_id, inbound.delivery.clone());
+        }
         let Ok(mut lanes) = self.shared.lanes.lock() else {
             return;
         };
@@ -214,11 +239,21 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
 
 impl Shared {
     async fn run_turn(&self, user: UserId, batch: Vec<Inbound>) {
+        self.settle(user, &batch).await;
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            for m in &batch {
+                in_flight.remove(&m.delivery.envelope.event_id);
+            }
+        }
+    }
+
+    /// Runs the turn and acks its messages, or naks them for a retry.
+    async fn settle(&self, user: UserId, batch: &[Inbound]) {
         let started = std::time::Instant::now();
         let said: Vec<Said> = batch.iter().map(|m| m.said.clone()).collect();
         match self.turn(user, &said).await {
             Ok(()) => {
-                for m in &batch {
+                for m in batch {
                     m.delivery.ack().await;
                 }
                 metrics::histogram!("sidekick_assistant_turn_seconds")
@@ -226,7 +261,7 @@ impl Shared {
             }
             Err(e) => {
                 tracing::warn!(%user, error = %e, "turn failed; messages will be redelivered");
-                for m in &batch {
+                for m in batch {
                     m.delivery.nak(Duration::from_secs(1)).await;
                 }
             }
@@ -618,6 +653,7 @@ mod tests {
             provider: provider.clone(),
             settings,
             lanes: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         };
         Harness {
             db,
