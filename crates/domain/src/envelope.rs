@@ -9,6 +9,8 @@ use uuid::Uuid;
 use crate::account::{Account, AccountEvent};
 use crate::conversation::{Conversation, ConversationEvent};
 use crate::ids::UserId;
+use crate::memory::{Memory, MemoryEvent};
+use crate::planner::{Planner, PlannerEvent};
 
 /// Metadata keys written with every command (cqrs-es metadata is a string map).
 pub mod meta {
@@ -40,6 +42,8 @@ pub struct EventEnvelope {
 pub enum DomainEventKind {
     Account(AccountEvent),
     Conversation(ConversationEvent),
+    Planner(PlannerEvent),
+    Memory(MemoryEvent),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,8 @@ impl DomainEventKind {
         match self {
             Self::Account(e) => e.event_type(),
             Self::Conversation(e) => e.event_type(),
+            Self::Planner(e) => e.event_type(),
+            Self::Memory(e) => e.event_type(),
         }
     }
 }

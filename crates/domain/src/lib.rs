@@ -9,6 +9,11 @@
 //! - [`intent`], [`places`]: the offline engine's understanding of what people text.
 //! - [`safety`]: the screens that never wait for a model: crisis language, medical
 //!   questions, and the check every reply passes before it is sent.
+//! - [`planner`], [`memory`]: the per-user Planner (goals, tasks, reminders, time-boxes,
+//!   focus) and Memory aggregates.
+//! - [`command`], [`when`], [`recurrence`], [`breakdown`]: the offline engine's planning
+//!   and memory phrases, times in the user's timezone, repeating rules, and the curated
+//!   library of first steps for big tasks.
 //! - [`schema`]: JSON Schemas of every command and event.
 //!
 //! This crate must not depend on tokio, sqlx, NATS or HTTP: everything here is
@@ -16,15 +21,21 @@
 //! implemented elsewhere.
 
 pub mod account;
+pub mod breakdown;
+pub mod command;
 pub mod conversation;
 pub mod envelope;
 pub mod ids;
 pub mod intent;
+pub mod memory;
 pub mod places;
+pub mod planner;
+pub mod recurrence;
 pub mod safety;
 pub mod schema;
 pub mod sealed;
 pub mod sms;
+pub mod when;
 
 pub use account::{Account, AccountCommand, AccountError, AccountEvent, Onboarding, SignupChannel};
 pub use conversation::{

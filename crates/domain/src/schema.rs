@@ -6,6 +6,8 @@ use schemars::{schema_for, Schema};
 use crate::account::{AccountCommand, AccountEvent};
 use crate::conversation::{ConversationCommand, ConversationEvent};
 use crate::envelope::EventEnvelope;
+use crate::memory::{MemoryCommand, MemoryEvent};
+use crate::planner::{PlannerCommand, PlannerEvent};
 
 /// (file name, schema) for everything that crosses a boundary.
 pub fn all() -> Vec<(&'static str, Schema)> {
@@ -20,6 +22,10 @@ pub fn all() -> Vec<(&'static str, Schema)> {
             "conversation.events.v1.json",
             schema_for!(ConversationEvent),
         ),
+        ("planner.commands.v1.json", schema_for!(PlannerCommand)),
+        ("planner.events.v1.json", schema_for!(PlannerEvent)),
+        ("memory.commands.v1.json", schema_for!(MemoryCommand)),
+        ("memory.events.v1.json", schema_for!(MemoryEvent)),
         ("event-envelope.v1.json", schema_for!(EventEnvelope)),
     ]
 }

@@ -42,6 +42,8 @@ impl Projection for SyncProjection {
         match decoded {
             DomainEventKind::Account(a) => account(tx, e, a).await,
             DomainEventKind::Conversation(c) => conversation(tx, e, c).await,
+            // `wants` admits only account and conversation events.
+            DomainEventKind::Planner(_) | DomainEventKind::Memory(_) => Ok(Vec::new()),
         }
     }
 }
