@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use sidekick_domain::envelope::meta;
+use sidekick_domain::memory::{Memory, MemoryCommand};
+use sidekick_domain::planner::{Planner, PlannerCommand};
 use sidekick_domain::{
     Account, AccountCommand, Conversation, ConversationCommand, DataKey, MasterKey, PhoneNumber,
     SignupChannel, Timezone, UserId,
@@ -94,8 +96,12 @@ struct Inner {
     keys: keys::KeyRing,
     accounts: CqrsFramework<Account, SnapshotEventStore<Account>>,
     conversations: CqrsFramework<Conversation, SnapshotEventStore<Conversation>>,
+    planners: CqrsFramework<Planner, SnapshotEventStore<Planner>>,
+    memories: CqrsFramework<Memory, SnapshotEventStore<Memory>>,
     account_loader: SnapshotEventStore<Account>,
     conversation_loader: SnapshotEventStore<Conversation>,
+    planner_loader: SnapshotEventStore<Planner>,
+    memory_loader: SnapshotEventStore<Memory>,
 }
 
 /// The command side: executes commands on the user's aggregates and holds their keys.
@@ -119,6 +125,10 @@ impl Store {
                     vec![],
                     (),
                 ),
+                planners: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
+                memories: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
+                planner_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                memory_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 conversation_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 pool,
@@ -154,6 +164,22 @@ impl Store {
         meta: CommandMeta,
     ) -> Result<()> {
         execute_with_retry(&self.inner.conversations, user, command, meta).await
+    }
+
+    pub async fn execute_planner(&self, user: UserId, command: PlannerCommand, meta: CommandMeta) -> Result<()> {
+        execute_with_retry(&self.inner.planners, user, command, meta).await
+    }
+
+    pub async fn execute_memory(&self, user: UserId, command: MemoryCommand, meta: CommandMeta) -> Result<()> {
+        execute_with_retry(&self.inner.memories, user, command, meta).await
+    }
+
+    pub async fn planner(&self, user: UserId) -> Result<Planner> {
+        load(&self.inner.planner_loader, user).await
+    }
+
+    pub async fn memory(&self, user: UserId) -> Result<Memory> {
+        load(&self.inner.memory_loader, user).await
     }
 
     pub async fn account(&self, user: UserId) -> Result<Account> {
