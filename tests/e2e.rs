@@ -5,270 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{next_to, App, SHARED_NUMBER};
 use serde_json::Value;
-use sidekick_domain::MessageSid;
-use sidekick_integrations::twilio::fake::{FakeMessage, FakeTwilio};
-use sidekick_integrations::twilio::signature;
+use sidekick_integrations::twilio::fake::FakeTwilio;
 use uuid::Uuid;
 
 const ALICE: &str = "+15551230001";
 const BOB: &str = "+15551230002";
-const SHARED_NUMBER: &str = "+15550009999";
-
-struct App {
-    child: Child,
-    env: Vec<(String, String)>,
-    base: String,
-    token: String,
-    db_url: String,
-    namespace: String,
-    http: reqwest::Client,
-    latencies: Vec<Duration>,
-    log_path: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl App {
-    async fn start(twilio: &FakeTwilio) -> App {
-        let id = Uuid::new_v4().simple().to_string();
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let db_url = format!("{}/sk_e2e_{id}", sidekick_store::testing::server_url());
-        let namespace = format!("e2e{}", &id[..12]);
-        let data_dir = std::env::temp_dir().join(format!("sidekick-e2e-{id}"));
-        let token = "e2e-auth-token-0123456789".to_string();
-        let env: Vec<(String, String)> = [
-            ("DATABASE_URL", db_url.clone()),
-            ("NATS_URL", "nats://127.0.0.1:4222".into()),
-            ("SIDEKICK_HTTP_ADDR", format!("127.0.0.1:{port}")),
-            ("SIDEKICK_PUBLIC_URL", base.clone()),
-            ("SIDEKICK_DATA_DIR", data_dir.display().to_string()),
-            ("SIDEKICK_NAMESPACE", namespace.clone()),
-            ("SIDEKICK_PARTITIONS", "4".into()),
-            ("TWILIO_ACCOUNT_SID", twilio.account_sid().to_string()),
-            ("TWILIO_AUTH_TOKEN", twilio.auth_token().to_string()),
-            ("TWILIO_FROM_NUMBER", SHARED_NUMBER.into()),
-            ("TWILIO_API_BASE", twilio.base_url()),
-            ("TWILIO_MAX_MPS", "20".into()),
-            ("SIDEKICK_LOG_FORMAT", "json".into()),
-            ("RUST_LOG", "info".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let log_path = log_dir.join(format!("e2e-{id}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sidekick"))
-            .arg("serve")
-            .envs(env.iter().cloned())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut app = App {
-            child,
-            env,
-            base,
-            token: twilio.auth_token().to_string(),
-            db_url,
-            namespace,
-            http: reqwest::Client::new(),
-            latencies: vec![],
-            log_path,
-        };
-        let _ = token;
-        app.wait_ready().await;
-        app
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("sidekick serve exited early with {status}; see the log under target/tmp");
-            }
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "sidekick did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Runs a `sidekick` subcommand against this deployment (asynchronously: the fake
-    /// Twilio lives on this test's runtime and must keep answering meanwhile).
-    async fn cli(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sidekick"))
-            .args(args)
-            .envs(self.env.iter().cloned())
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sidekick {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Posts a signed inbound SMS exactly as Twilio would; returns the response body.
-    async fn text(&mut self, from: &str, body: &str) -> String {
-        let url = format!("{}/webhooks/twilio/sms", self.base);
-        let params: Vec<(String, String)> = [
-            (
-                "AccountSid",
-                "AC0123456789abcdef0123456789abcdef".to_string(),
-            ),
-            ("Body", body.to_string()),
-            ("From", from.to_string()),
-            ("MessageSid", MessageSid::generate().to_string()),
-            ("NumMedia", "0".to_string()),
-            ("To", SHARED_NUMBER.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let sig = signature::compute(&self.token, &url, &params);
-        let started = Instant::now();
-        let r = self
-            .http
-            .post(&url)
-            .header("X-Twilio-Signature", sig)
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
-        self.latencies.push(started.elapsed());
-        assert_eq!(r.status(), 200, "webhook refused {body:?}");
-        r.text().await.unwrap()
-    }
-
-    async fn status_callback(&self, to: &str, sid: &str, status: &str) {
-        let url = format!("{}/webhooks/twilio/status", self.base);
-        let params: Vec<(String, String)> = [
-            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
-            ("MessageSid", sid),
-            ("MessageStatus", status),
-            ("To", to),
-            ("From", SHARED_NUMBER),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let sig = signature::compute(&self.token, &url, &params);
-        let r = self
-            .http
-            .post(&url)
-            .header("X-Twilio-Signature", sig)
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
-
-    async fn api(&self, bearer: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The caller's conversation once every outbound message has left the queue.
-    async fn settled_conversation(&self, token: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (status, c) = self.api(token, "/api/conversation").await;
-            assert_eq!(status, 200);
-            let settled = c["messages"].as_array().is_some_and(|m| {
-                m.iter()
-                    .all(|m| m["status"] != "queued" && m["status"] != "sending")
-            });
-            if settled || Instant::now() > deadline {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sidekick did not stop after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert!(
-            status.success(),
-            "sidekick exited with {status} after SIGTERM"
-        );
-        let bus = sidekick_bus::Bus::connect(
-            "nats://127.0.0.1:4222",
-            sidekick_bus::Namespace::parse(&self.namespace).unwrap(),
-            4,
-        )
-        .await
-        .unwrap();
-        sidekick_bus::topology::delete(&bus).await.unwrap();
-        sidekick_store::db::drop_database(&self.db_url)
-            .await
-            .unwrap();
-    }
-}
-
-/// The `(after + 1)`-th message the fake Twilio received for `to`, waiting for it.
-async fn next_to(twilio: &FakeTwilio, to: &str, after: usize) -> FakeMessage {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mine: Vec<FakeMessage> = twilio
-            .messages()
-            .into_iter()
-            .filter(|m| m.to == to)
-            .collect();
-        if mine.len() > after {
-            return mine[after].clone();
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no message #{} to {to}; got {:?}",
-            after + 1,
-            mine.iter().map(|m| &m.body).collect::<Vec<_>>()
-        );
-        let seen: Vec<String> = mine.into_iter().map(|m| m.sid).collect();
-        let to = to.to_string();
-        twilio
-            .wait_for(move |m| m.to == to && !seen.contains(&m.sid), left)
-            .await;
-    }
-}
 
 fn bodies(conversation: &Value) -> Vec<String> {
     conversation["messages"]
@@ -282,7 +29,7 @@ fn bodies(conversation: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_text_sidekick_end_to_end() {
     let twilio = FakeTwilio::start().await;
-    let mut app = App::start(&twilio).await;
+    let app = App::start(&twilio, "e2e").await;
 
     // Alice is added by an operator: her first text is the opt-in confirmation.
     let alice_id = app
@@ -436,7 +183,7 @@ async fn two_people_text_sidekick_end_to_end() {
     assert_eq!(before, after);
 
     // One correlation id follows a message from the webhook to the reply, in JSON logs.
-    let log = std::fs::read_to_string(&app.log_path).unwrap();
+    let log = app.log();
     let correlation = |needle: &str| -> Vec<String> {
         log.lines()
             .filter(|l| l.contains(needle))
@@ -451,11 +198,7 @@ async fn two_people_text_sidekick_end_to_end() {
     assert!(inbound.iter().any(|c| outbound.contains(c)), "no correlation id runs from webhook to reply");
     assert!(!log.contains("\"help\"") && !log.contains(ALICE), "a body or a full phone number reached the logs");
 
-    let mut ms: Vec<f64> = app
-        .latencies
-        .iter()
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
+    let mut ms: Vec<f64> = app.latencies.lock().unwrap().iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(|a, b| a.total_cmp(b));
     eprintln!(
         "webhook ack latency over {} texts: median {:.1} ms, max {:.1} ms",

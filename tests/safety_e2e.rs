@@ -18,348 +18,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{next_to, sent_to, App};
 use sidekick_assistant::copy;
-use sidekick_domain::{
-    Channel, ConversationCommand, ConversationEvent, DomainEventKind, MasterKey, MessageSid,
-    OutboundKind, PhoneNumber, UserId,
-};
+use sidekick_domain::{OutboundKind, PhoneNumber};
 use sidekick_integrations::twilio::fake::{FakeMessage, FakeTwilio};
-use sidekick_integrations::twilio::signature;
-use sidekick_store::db::PoolSettings;
-use sidekick_store::{events, CommandMeta, Store};
 use uuid::Uuid;
 
 const CAROL: &str = "+15551230011";
 const DAVE: &str = "+15551230012";
 const ERIN: &str = "+15551230013";
 const FRANK: &str = "+15551230014";
-const SHARED_NUMBER: &str = "+15550009999";
-
-/// The real binary, as in `tests/e2e.rs`, plus a store of the test's own on the same
-/// database (sharing the master key) to queue what the scheduler will queue.
-struct App {
-    child: Child,
-    env: Vec<(String, String)>,
-    base: String,
-    token: String,
-    db_url: String,
-    namespace: String,
-    log: PathBuf,
-    http: reqwest::Client,
-    store: Option<Store>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl App {
-    async fn start(twilio: &FakeTwilio) -> App {
-        let id = Uuid::new_v4().simple().to_string();
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let db_url = format!("{}/sk_safety_{id}", sidekick_store::testing::server_url());
-        let namespace = format!("safe{}", &id[..12]);
-        let data_dir = std::env::temp_dir().join(format!("sidekick-safety-{id}"));
-        let master = MasterKey::generate();
-        let env: Vec<(String, String)> = [
-            ("DATABASE_URL", db_url.clone()),
-            ("NATS_URL", "nats://127.0.0.1:4222".into()),
-            ("SIDEKICK_HTTP_ADDR", format!("127.0.0.1:{port}")),
-            ("SIDEKICK_PUBLIC_URL", base.clone()),
-            ("SIDEKICK_DATA_DIR", data_dir.display().to_string()),
-            ("SIDEKICK_MASTER_KEY", master.to_base64()),
-            ("SIDEKICK_NAMESPACE", namespace.clone()),
-            ("SIDEKICK_PARTITIONS", "4".into()),
-            ("TWILIO_ACCOUNT_SID", twilio.account_sid().to_string()),
-            ("TWILIO_AUTH_TOKEN", twilio.auth_token().to_string()),
-            ("TWILIO_FROM_NUMBER", SHARED_NUMBER.into()),
-            ("TWILIO_API_BASE", twilio.base_url()),
-            ("TWILIO_MAX_MPS", "20".into()),
-            ("SIDEKICK_LOG_FORMAT", "json".into()),
-            ("RUST_LOG", "debug,sqlx=warn,async_nats=warn,hyper=info,h2=info,reqwest=info,rustls=info,tower=info".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("safety-{id}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sidekick"))
-            .arg("serve")
-            .envs(env.iter().cloned())
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
-        let mut app = App {
-            child,
-            env,
-            base,
-            token: twilio.auth_token().to_string(),
-            db_url: db_url.clone(),
-            namespace,
-            log,
-            http: reqwest::Client::new(),
-            store: None,
-        };
-        app.wait_ready().await;
-        // The server created and migrated the database; share it.
-        let pool = sidekick_store::db::connect(&db_url, &PoolSettings::default())
-            .await
-            .unwrap();
-        app.store = Some(Store::new(pool, master));
-        app
-    }
-
-    fn store(&self) -> &Store {
-        self.store.as_ref().unwrap()
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "sidekick serve exited early with {status}; see {}",
-                    self.log.display()
-                );
-            }
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "sidekick did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Runs a `sidekick` subcommand against this deployment: exit code, stdout, stderr.
-    async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sidekick"))
-            .args(args)
-            .envs(self.env.iter().cloned())
-            .output()
-            .await
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    }
-
-    /// Runs a subcommand that must succeed; its stdout.
-    async fn cli(&self, args: &[&str]) -> String {
-        let (code, stdout, stderr) = self.run(args).await;
-        assert_eq!(code, 0, "sidekick {args:?} failed: {stderr}");
-        stdout
-    }
-
-    /// Posts a signed inbound SMS exactly as Twilio would.
-    async fn text(&self, from: &str, body: &str) {
-        let url = format!("{}/webhooks/twilio/sms", self.base);
-        let params: Vec<(String, String)> = [
-            (
-                "AccountSid",
-                "AC0123456789abcdef0123456789abcdef".to_string(),
-            ),
-            ("Body", body.to_string()),
-            ("From", from.to_string()),
-            ("MessageSid", MessageSid::generate().to_string()),
-            ("NumMedia", "0".to_string()),
-            ("To", SHARED_NUMBER.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let sig = signature::compute(&self.token, &url, &params);
-        let r = self
-            .http
-            .post(&url)
-            .header("X-Twilio-Signature", sig)
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "webhook refused {body:?}");
-    }
-
-    async fn user(&self, phone: &str) -> UserId {
-        self.store()
-            .user_by_phone(&PhoneNumber::parse(phone).unwrap())
-            .await
-            .unwrap()
-            .expect("a user for this number")
-    }
-
-    /// Queues an outbound message the way the scheduler will (a nudge or a due
-    /// reminder); returns its id.
-    async fn queue(&self, user: UserId, body: &str, kind: OutboundKind) -> Uuid {
-        let key = self.store().data_key(user).await.unwrap();
-        let reply_id = Uuid::now_v7();
-        let command = ConversationCommand::QueueReply {
-            reply_id,
-            answers_through: None,
-            channel: Channel::Sms,
-            body: key.seal(body),
-            segments: 1,
-            kind,
-            queued_at: chrono::Utc::now(),
-        };
-        self.store()
-            .execute_conversation(user, command, CommandMeta::new())
-            .await
-            .unwrap();
-        reply_id
-    }
-
-    /// Waits until `reply` was settled as not sent; the reason given.
-    async fn not_sent(&self, user: UserId, reply: Uuid) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let history = events::for_user(self.store().pool(), user, None)
-                .await
-                .unwrap();
-            for e in history {
-                match e.decode().unwrap() {
-                    DomainEventKind::Conversation(ConversationEvent::ReplyFailed {
-                        reply_id,
-                        reason,
-                        ..
-                    }) if reply_id == reply => return reason,
-                    DomainEventKind::Conversation(ConversationEvent::ReplySent {
-                        reply_id,
-                        ..
-                    }) if reply_id == reply => panic!("{reply} was sent"),
-                    _ => {}
-                }
-            }
-            assert!(Instant::now() < deadline, "{reply} was never settled");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The kinds and texts of the user's queued replies, in order.
-    async fn queued(&self, user: UserId) -> Vec<(OutboundKind, String)> {
-        let key = self.store().data_key(user).await.unwrap();
-        events::for_user(self.store().pool(), user, None)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.decode().unwrap() {
-                DomainEventKind::Conversation(ConversationEvent::ReplyQueued {
-                    kind,
-                    body,
-                    ..
-                }) => Some((kind, key.open(&body).unwrap())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Polls `sidekick flags list [args]` until `done` holds for its output.
-    async fn flags_until(&self, args: &[&str], done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut command = vec!["flags", "list"];
-        command.extend_from_slice(args);
-        loop {
-            let out = self.cli(&command).await;
-            if done(&out) {
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "flags list never showed it: {out}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(store) = self.store.take() {
-            store.pool().close().await;
-        }
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sidekick did not stop after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert!(
-            status.success(),
-            "sidekick exited with {status} after SIGTERM"
-        );
-        let bus = sidekick_bus::Bus::connect(
-            "nats://127.0.0.1:4222",
-            sidekick_bus::Namespace::parse(&self.namespace).unwrap(),
-            4,
-        )
-        .await
-        .unwrap();
-        sidekick_bus::topology::delete(&bus).await.unwrap();
-        sidekick_store::db::drop_database(&self.db_url)
-            .await
-            .unwrap();
-    }
-}
-
-/// The `(after + 1)`-th message the fake Twilio received for `to`, waiting for it.
-async fn next_to(twilio: &FakeTwilio, to: &str, after: usize) -> FakeMessage {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mine = sent_to(twilio, to);
-        if mine.len() > after {
-            return mine[after].clone();
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no message #{} to {to}; got {:?}",
-            after + 1,
-            mine.iter().map(|m| &m.body).collect::<Vec<_>>()
-        );
-        let seen: Vec<String> = mine.into_iter().map(|m| m.sid).collect();
-        let to = to.to_string();
-        twilio
-            .wait_for(move |m| m.to == to && !seen.contains(&m.sid), left)
-            .await;
-    }
-}
-
-fn sent_to(twilio: &FakeTwilio, to: &str) -> Vec<FakeMessage> {
-    twilio
-        .messages()
-        .into_iter()
-        .filter(|m| m.to == to)
-        .collect()
-}
 
 fn assert_consent(m: &FakeMessage) {
     for must in [
@@ -376,7 +48,7 @@ fn assert_consent(m: &FakeMessage) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crisis_message_gets_resources_pauses_nudges_and_is_flagged() {
     let twilio = FakeTwilio::start().await;
-    let app = App::start(&twilio).await;
+    let app = App::start(&twilio, "safety").await;
 
     // Carol signs up by text: the first thing she receives confirms the opt-in.
     app.text(CAROL, "START").await;
@@ -548,7 +220,7 @@ async fn a_crisis_message_gets_resources_pauses_nudges_and_is_flagged() {
     assert!(!audit.contains("called back"), "the note must stay sealed");
 
     // Never the words, in any log line.
-    let log = std::fs::read_to_string(&app.log).unwrap();
+    let log = app.log();
     assert!(
         log.contains("safety flag raised"),
         "the flag was not logged"
@@ -562,7 +234,7 @@ async fn a_crisis_message_gets_resources_pauses_nudges_and_is_flagged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_out_in_any_words_consent_first_and_fixed_answers() {
     let twilio = FakeTwilio::start().await;
-    let app = App::start(&twilio).await;
+    let app = App::start(&twilio, "safety").await;
 
     // Consent first, for a sign-up by text.
     app.text(ERIN, "START").await;

@@ -163,3 +163,26 @@ pub async fn count(pool: &PgPool) -> Result<i64> {
         .fetch_one(pool)
         .await?)
 }
+
+/// Whether `projection` has applied every committed event of the user's
+/// `aggregate_type` aggregate: for reading one's own writes from a read model.
+pub async fn projection_caught_up(pool: &PgPool, user: UserId, projection: &str, aggregate_type: &str) -> Result<bool> {
+    let committed: Option<i64> =
+        sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(aggregate_type)
+            .bind(user.to_string())
+            .fetch_one(pool)
+            .await?;
+    let Some(committed) = committed else { return Ok(true) };
+    let mut tx = crate::scoped::begin_as(pool, user).await?;
+    let applied: Option<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM projection_checkpoints WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    )
+    .bind(projection)
+    .bind(aggregate_type)
+    .bind(user.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(applied.unwrap_or(0) >= committed)
+}
