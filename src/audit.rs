@@ -95,17 +95,20 @@ pub async fn audit(
 }
 
 pub async fn replay(config: &Config, projection: &str, user: Option<&str>) -> Result<()> {
-    let selected: Vec<Box<dyn Projection>> = if projection == "all" {
-        sidekick_projector::all()
-    } else {
-        let names: Vec<&str> = sidekick_projector::all().iter().map(|p| p.name()).collect();
-        vec![sidekick_projector::by_name(projection).ok_or_else(|| {
-            UsageError(format!(
-                "unknown projection {projection:?}; choose one of {names:?} or all"
-            ))
-        })?]
-    };
+    let names = sidekick_projector::names();
+    if projection != "all" && !names.contains(&projection) {
+        return Err(UsageError(format!(
+            "unknown projection {projection:?}; choose one of {names:?} or all"
+        ))
+        .into());
+    }
     let pool = connect_db(config).await?;
+    // The memory projection opens sealed content with the users' keys.
+    let store = Store::new(pool.clone(), config.master_key()?);
+    let selected: Vec<Box<dyn Projection>> = sidekick_projector::all_with(&store)
+        .into_iter()
+        .filter(|p| projection == "all" || p.name() == projection)
+        .collect();
     let user = match user {
         Some(u) => Some(resolve_user(&pool, u).await?),
         None => None,

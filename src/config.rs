@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "TWILIO_API_BASE",
     "TWILIO_MAX_MPS",
     "SIDEKICK_LLM",
+    "SIDEKICK_STUB_LATENCY_MS",
     "SIDEKICK_LOG_FORMAT",
 ];
 
@@ -51,6 +52,9 @@ pub struct Config {
     #[serde(deserialize_with = "number_or_text")]
     pub twilio_max_mps: f64,
     pub sidekick_llm: Option<String>,
+    /// With `SIDEKICK_LLM=stub` (load tests only): how long the stub model takes per turn.
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_stub_latency_ms: u64,
     pub sidekick_log_format: Option<String>,
 }
 
@@ -73,6 +77,7 @@ impl Default for Config {
             twilio_api_base: "https://api.twilio.com".into(),
             twilio_max_mps: 1.0,
             sidekick_llm: None,
+            sidekick_stub_latency_ms: 0,
             sidekick_log_format: None,
         }
     }

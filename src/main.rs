@@ -2,6 +2,7 @@
 //! everything it runs lives in the workspace crates.
 
 mod audit;
+mod bench;
 mod config;
 mod flags;
 mod serve;
@@ -32,6 +33,8 @@ pub enum Role {
     Projector,
     Assistant,
     Notifier,
+    /// Due reminders, time-box starts and check-ins (several may run: each item fires once).
+    Scheduler,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +87,8 @@ enum Command {
         #[arg(long)]
         reveal: bool,
     },
+    /// Load-test a server (its own, by default) and compare with this machine's baselines.
+    Bench(bench::BenchArgs),
     /// Safety flags: conversations where someone may be in crisis, for a person to follow up.
     Flags {
         #[command(subcommand)]
@@ -131,6 +136,7 @@ async fn main() -> ExitCode {
             json,
             reveal,
         } => audit::audit(&config, &user, since.as_deref(), json, reveal).await,
+        Command::Bench(args) => bench::run(&config, args).await,
         Command::Flags { command } => flags::run(&config, command).await,
     };
     match result {

@@ -7,8 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sidekick_assistant::engine::ModelProvider;
 use sidekick_assistant::notifier::{Notifier, NotifierSettings, SmsSender};
 use sidekick_assistant::offline::OfflineEngine;
+use sidekick_assistant::scheduler::{Scheduler, SchedulerSettings};
+use sidekick_assistant::stub::StubProvider;
 use sidekick_assistant::worker::{AssistantWorker, TurnSettings};
 use sidekick_bus::{topology, Bus, Namespace};
 use sidekick_domain::EventEnvelope;
@@ -103,6 +106,24 @@ fn sms_sender(config: &Config, auth_token: &str) -> Result<SmsSender> {
     Ok(SmsSender::Twilio(client))
 }
 
+/// The scheduler's settings. `SIDEKICK_NUDGE_AFTER_HOURS`: waking hours without a
+/// text or a completed task before an inactivity check-in (default 3).
+fn scheduler_settings() -> Result<SchedulerSettings> {
+    let mut settings = SchedulerSettings::default();
+    if let Ok(raw) = std::env::var("SIDEKICK_NUDGE_AFTER_HOURS") {
+        let hours = raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|h| h.is_finite() && *h > 0.0 && *h <= 24.0)
+            .with_context(|| {
+                format!("SIDEKICK_NUDGE_AFTER_HOURS={raw:?}: give a number of hours between 0 and 24, e.g. 3")
+            })?;
+        settings.nudge_after = chrono::TimeDelta::minutes((hours * 60.0).round() as i64);
+    }
+    Ok(settings)
+}
+
 async fn shutdown_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -135,6 +156,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             Role::Projector,
             Role::Assistant,
             Role::Notifier,
+            Role::Scheduler,
         ]
         .into()
     } else {
@@ -200,7 +222,11 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         });
     }
     if roles.contains(&Role::Projector) {
-        let worker = ProjectorWorker::new(pool.clone(), bus.clone(), sidekick_projector::all());
+        let worker = ProjectorWorker::new(
+            pool.clone(),
+            bus.clone(),
+            sidekick_projector::all_with(&store),
+        );
         let (bus, stop) = (bus.clone(), shutdown.clone());
         tasks.spawn(async move {
             sidekick_bus::worker::run(bus, "projector", worker, stop).await?;
@@ -208,21 +234,35 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         });
     }
     if roles.contains(&Role::Assistant) {
-        if config
-            .sidekick_llm
-            .as_deref()
-            .is_some_and(|l| l != "offline")
-        {
-            tracing::warn!(llm = ?config.sidekick_llm, "model providers are not built yet; the offline engine answers");
-        }
-        let worker = AssistantWorker::new(
-            store.clone(),
-            Arc::new(OfflineEngine),
-            TurnSettings::default(),
-        );
+        let provider: Arc<dyn ModelProvider> = match config.sidekick_llm.as_deref() {
+            // Load tests only (`sidekick bench --model-latency`): a fixed delay, then
+            // the offline engine's answer.
+            Some("stub") => {
+                let latency = Duration::from_millis(config.sidekick_stub_latency_ms);
+                tracing::warn!(
+                    ?latency,
+                    "SIDEKICK_LLM=stub: a benchmark stand-in answers, not a model"
+                );
+                Arc::new(StubProvider::new(latency))
+            }
+            Some(llm) if llm != "offline" => {
+                tracing::warn!(
+                    llm,
+                    "model providers are not built yet; the offline engine answers"
+                );
+                Arc::new(OfflineEngine)
+            }
+            _ => Arc::new(OfflineEngine),
+        };
+        let settings = TurnSettings {
+            support_url: Some(config.public_url()),
+            ..TurnSettings::default()
+        };
+        let worker = AssistantWorker::new(store.clone(), provider, settings);
         let (bus, stop) = (bus.clone(), shutdown.clone());
         tasks.spawn(async move {
-            sidekick_bus::worker::run(bus, "assistant", worker, stop).await?;
+            sidekick_bus::worker::run(bus, "assistant", worker.clone(), stop).await?;
+            worker.release().await;
             Ok("assistant")
         });
     }
@@ -249,6 +289,14 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         tasks.spawn(async move {
             notifier.run(stop).await;
             Ok("notifier")
+        });
+    }
+    if roles.contains(&Role::Scheduler) {
+        let scheduler = Arc::new(Scheduler::new(store.clone(), scheduler_settings()?));
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            scheduler.run(stop).await;
+            Ok("scheduler")
         });
     }
 

@@ -11,7 +11,10 @@ async fn sidekick(args: &[&str], env: &[(&str, String)]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_sidekick"))
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
-        .env("SIDEKICK_DATA_DIR", std::env::temp_dir().join(format!("sidekick-cli-{}", Uuid::new_v4().simple())))
+        .env(
+            "SIDEKICK_DATA_DIR",
+            std::env::temp_dir().join(format!("sidekick-cli-{}", Uuid::new_v4().simple())),
+        )
         .output()
         .await
         .unwrap()
@@ -26,14 +29,24 @@ async fn concurrent_migrations_of_a_fresh_deployment_all_succeed() {
     let id = Uuid::new_v4().simple().to_string();
     let db_url = format!("{}/sk_cli_{id}", sidekick_store::testing::server_url());
     let ns = format!("cli{}", &id[..12]);
-    let env = [("DATABASE_URL", db_url.clone()), ("SIDEKICK_NAMESPACE", ns.clone()), ("SIDEKICK_PARTITIONS", "2".into())];
+    let env = [
+        ("DATABASE_URL", db_url.clone()),
+        ("SIDEKICK_NAMESPACE", ns.clone()),
+        ("SIDEKICK_PARTITIONS", "2".into()),
+    ];
     let runs = futures::future::join_all((0..3).map(|_| sidekick(&["migrate"], &env))).await;
     for run in &runs {
         assert!(run.status.success(), "migrate failed: {}", stderr(run));
     }
     // And once more, on an up-to-date deployment.
     assert!(sidekick(&["migrate"], &env).await.status.success());
-    let bus = sidekick_bus::Bus::connect("nats://127.0.0.1:4222", sidekick_bus::Namespace::parse(&ns).unwrap(), 2).await.unwrap();
+    let bus = sidekick_bus::Bus::connect(
+        "nats://127.0.0.1:4222",
+        sidekick_bus::Namespace::parse(&ns).unwrap(),
+        2,
+    )
+    .await
+    .unwrap();
     sidekick_bus::topology::delete(&bus).await.unwrap();
     sidekick_store::db::drop_database(&db_url).await.unwrap();
 }
@@ -45,7 +58,11 @@ async fn bad_usage_exits_2_with_a_hint() {
     assert!(stderr(&out).contains("E.164"), "{}", stderr(&out));
     let out = sidekick(&["serve", "--role", "juggler"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
-    let out = sidekick(&["audit", "--user", "+15551230001", "--since", "yesterday"], &[]).await;
+    let out = sidekick(
+        &["audit", "--user", "+15551230001", "--since", "yesterday"],
+        &[],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("RFC 3339"));
     let out = sidekick(&["serve"], &[("SIDEKICK_SIGNUP", "maybe".into())]).await;
@@ -55,10 +72,16 @@ async fn bad_usage_exits_2_with_a_hint() {
 
 #[tokio::test]
 async fn an_unreachable_database_exits_1_and_says_what_to_check() {
-    let env = [("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere".to_string())];
+    let env = [(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:1/nowhere".to_string(),
+    )];
     let out = sidekick(&["users", "list"], &env).await;
     assert_eq!(out.status.code(), Some(1));
     let text = stderr(&out);
-    assert!(text.contains("cannot reach PostgreSQL") && text.lines().count() <= 4, "{text}");
+    assert!(
+        text.contains("cannot reach PostgreSQL") && text.lines().count() <= 4,
+        "{text}"
+    );
     assert!(!text.contains("panicked"));
 }

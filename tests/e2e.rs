@@ -189,16 +189,31 @@ async fn two_people_text_sidekick_end_to_end() {
             .filter(|l| l.contains(needle))
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter_map(|v| {
-                v["spans"].as_array()?.iter().find_map(|s| s["correlation_id"].as_str().map(str::to_string))
+                v["spans"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|s| s["correlation_id"].as_str().map(str::to_string))
             })
             .collect()
     };
     let inbound = correlation("inbound message recorded");
     let outbound = correlation("reply handed to Twilio");
-    assert!(inbound.iter().any(|c| outbound.contains(c)), "no correlation id runs from webhook to reply");
-    assert!(!log.contains("\"help\"") && !log.contains(ALICE), "a body or a full phone number reached the logs");
+    assert!(
+        inbound.iter().any(|c| outbound.contains(c)),
+        "no correlation id runs from webhook to reply"
+    );
+    assert!(
+        !log.contains("\"help\"") && !log.contains(ALICE),
+        "a body or a full phone number reached the logs"
+    );
 
-    let mut ms: Vec<f64> = app.latencies.lock().unwrap().iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let mut ms: Vec<f64> = app
+        .latencies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
     ms.sort_by(|a, b| a.total_cmp(b));
     eprintln!(
         "webhook ack latency over {} texts: median {:.1} ms, max {:.1} ms",

@@ -196,13 +196,26 @@ impl App {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let sig = signature::compute(&self.token, &url, &params);
-        let r = self.http.post(&url).header("X-Twilio-Signature", sig).form(&params).send().await.unwrap();
+        let r = self
+            .http
+            .post(&url)
+            .header("X-Twilio-Signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
 
     /// GET on the JSON API with a bearer token: status and body.
     pub async fn api(&self, bearer: &str, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(bearer).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -213,9 +226,10 @@ impl App {
         loop {
             let (status, c) = self.api(token, "/api/conversation").await;
             assert_eq!(status, 200);
-            let settled = c["messages"]
-                .as_array()
-                .is_some_and(|m| m.iter().all(|m| m["status"] != "queued" && m["status"] != "sending"));
+            let settled = c["messages"].as_array().is_some_and(|m| {
+                m.iter()
+                    .all(|m| m["status"] != "queued" && m["status"] != "sending")
+            });
             if settled || Instant::now() > deadline {
                 return c;
             }
@@ -395,4 +409,3 @@ pub fn sent_to(twilio: &FakeTwilio, to: &str) -> Vec<FakeMessage> {
         .filter(|m| m.to == to)
         .collect()
 }
-

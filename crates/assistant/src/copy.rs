@@ -128,7 +128,7 @@ pub fn help(support: Option<&str>) -> String {
     };
     format!(
         "Sidekick, an automated assistant: I keep track of things so your head doesn't have to. \
-         Planning, reminders and memory are on the way. {support}. Reply STOP to opt out, START to come back."
+         Text todo, done, next, plan my day, remind me, remember, or what's my... {support}. STOP to opt out, START to come back."
     )
 }
 
@@ -177,8 +177,205 @@ pub fn greeting(name: Option<&str>) -> String {
 }
 
 pub fn not_understood() -> String {
-    "I can't do that one yet, sorry. Right now I can answer HELP, and STOP or START your texts. More is coming soon."
+    let [a, b] = sidekick_domain::command::EXAMPLES;
+    format!("I didn't catch that, sorry. Try \"{a}\" or \"{b}\". HELP shows more.")
+}
+
+// ---------------------------------------------------------------------------
+// What the scheduler sends (`crate::scheduler`). Each carries the user's own words
+// (a reminder's text, a task's title); only those are shortened to fit, never the
+// fixed words around them.
+
+/// The segment budget of a scheduled message, the user's words included.
+pub const SCHEDULED_MAX_SEGMENTS: usize = 2;
+
+/// `before`, the user's `text`, then `after`: the text cut at a word (with "...")
+/// until the whole fits [`SCHEDULED_MAX_SEGMENTS`]. The fixed parts are GSM-7; the
+/// user's words may not be, and then the message is UCS-2 and cut shorter.
+fn with_user_text(before: &str, text: &str, after: &str) -> String {
+    use sidekick_domain::sms::segments;
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let whole = format!("{before}{text}{after}");
+    if segments(&whole) <= SCHEDULED_MAX_SEGMENTS {
+        return whole;
+    }
+    let fits = |cut: &str| {
+        let candidate = format!("{before}{}...{after}", cut.trim_end());
+        (segments(&candidate) <= SCHEDULED_MAX_SEGMENTS).then_some(candidate)
+    };
+    // The longest prefix that fits, cut between words; inside the first word only
+    // when no whole word fits. Dropping a character can turn UCS-2 back into GSM-7,
+    // so the count is not monotonic in length: search from the longest down.
+    let between_words = text
+        .char_indices()
+        .filter(|(_, c)| *c == ' ')
+        .map(|(i, _)| i);
+    let inside_word = text.char_indices().map(|(i, _)| i).filter(|i| *i > 0);
+    let word_cut = between_words.rev().find_map(|i| fits(&text[..i]));
+    word_cut
+        .or_else(|| inside_word.rev().find_map(|i| fits(&text[..i])))
+        .unwrap_or_else(|| format!("{before}...{after}"))
+}
+
+/// A reminder the user set, at its time.
+pub fn reminder(text: &str) -> String {
+    with_user_text(
+        "Reminder: ",
+        text,
+        "\nReply snooze 10 if now's not a good time.",
+    )
+}
+
+/// A reminder whose last two went unanswered: back off and ask about the timing
+/// instead of pushing harder (ADHD.md), without counting anything at the user.
+pub fn reminder_check_timing(text: &str) -> String {
+    with_user_text(
+        "Reminder: ",
+        text,
+        "\nIs this a good time for it? If not, reply snooze 60, or cancel this reminder.",
+    )
+}
+
+/// A reminder that came due while Sidekick was down, sent once it was back.
+pub fn late_reminder(text: &str) -> String {
+    with_user_text(
+        "Sorry, this one's late (I was offline). Reminder: ",
+        text,
+        "\nReply snooze 10 if now's not a good time.",
+    )
+}
+
+/// A reminder that came due in the user's quiet hours and waited for their end.
+pub fn reminder_after_quiet_hours(text: &str) -> String {
+    with_user_text(
+        "Held until your quiet hours ended. Reminder: ",
+        text,
+        "\nReply snooze 10 if now's not a good time.",
+    )
+}
+
+/// A time-box from the day's plan starts; `until` is its local end ("14:30").
+pub fn time_box_start(title: &str, until: &str) -> String {
+    with_user_text(
+        &format!("Up now, until {until}: "),
+        title,
+        "\nJust starting counts. Reply done when it's done.",
+    )
+}
+
+/// The time-box without its title (the title could not be read).
+pub fn time_box_start_untitled(until: &str) -> String {
+    format!("Your next planned block starts now, until {until}. Just starting counts. Reply what's next to see it.")
+}
+
+/// The check-in at the end of a focus session ("focus 25"): one check-in, kind.
+pub fn focus_check_in(minutes: u32) -> String {
+    format!(
+        "That's your {minutes} minutes of focus. Nice work. Time for a short break? \
+         Reply done if you finished, or focus 25 for another round."
+    )
+}
+
+/// The inactivity check-in: one gentle question with the single smallest next step.
+pub fn nudge(step: &str) -> String {
+    with_user_text(
+        "Quick check-in, no pressure. One small next step: ",
+        step,
+        "\nReply done when it's done, or not today to park it.",
+    )
+}
+
+/// The inactivity check-in when the step's title could not be read.
+pub fn nudge_without_step() -> String {
+    "Quick check-in, no pressure. Want one small step from today's list? Reply what's next."
         .to_string()
+}
+
+#[cfg(test)]
+mod scheduled_copy_tests {
+    use super::*;
+    use sidekick_domain::safety::{assess, check_reply};
+    use sidekick_domain::sms::{encoding, segments, Encoding};
+
+    /// Shame and pressure words ADHD.md rules out ("You STILL haven't…", overdue
+    /// counters, lost streaks).
+    const GUILT: &[&str] = &[
+        "still",
+        "haven't",
+        "overdue",
+        "again",
+        "should",
+        "must",
+        "forgot",
+        "failed",
+        "behind",
+        "streak",
+        "late again",
+        "!!",
+    ];
+
+    fn all(text: &str) -> Vec<String> {
+        vec![
+            reminder(text),
+            reminder_check_timing(text),
+            late_reminder(text),
+            reminder_after_quiet_hours(text),
+            time_box_start(text, "14:30"),
+            nudge(text),
+        ]
+    }
+
+    #[test]
+    fn scheduled_messages_are_gsm7_within_two_segments_and_kind() {
+        let long = "renew the passport at the office on the high street and bring two photos, \
+                    the old passport, the form printed and signed, and the fee in cash because \
+                    they do not take cards there any more and the queue is long in the morning";
+        let mut texts: Vec<String> = ["take meds", "call mom", long, "a", &"x".repeat(400)]
+            .iter()
+            .flat_map(|t| all(t))
+            .collect();
+        texts.extend([
+            time_box_start_untitled("09:05"),
+            focus_check_in(25),
+            focus_check_in(240),
+            nudge_without_step(),
+        ]);
+        for text in &texts {
+            assert_eq!(encoding(text), Encoding::Gsm7, "{text}");
+            assert!(
+                segments(text) <= SCHEDULED_MAX_SEGMENTS,
+                "{} segments: {text}",
+                segments(text)
+            );
+            assert_eq!(check_reply(text), Ok(()), "{text}");
+            assert!(!assess(text).crisis, "{text}");
+            let lower = text.to_lowercase();
+            for word in GUILT {
+                assert!(!lower.contains(word), "{word:?} in {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_users_words_are_shortened() {
+        let long = "word ".repeat(120);
+        let text = reminder(&long);
+        assert!(text.starts_with("Reminder: word word"), "{text}");
+        assert!(text.contains("word..."), "cut at a word: {text}");
+        assert!(
+            text.ends_with("Reply snooze 10 if now's not a good time."),
+            "{text}"
+        );
+        assert_eq!(
+            reminder("take   meds\n"),
+            "Reminder: take meds\nReply snooze 10 if now's not a good time."
+        );
+        // Words outside GSM-7 make the message UCS-2; it still fits two segments.
+        let emoji = format!("water the plants \u{1F331} {}", "and the herbs ".repeat(20));
+        let text = nudge(&emoji);
+        assert!(segments(&text) <= SCHEDULED_MAX_SEGMENTS, "{text}");
+        assert!(text.ends_with("not today to park it."), "{text}");
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //!   executing the turn's actions and queueing its reply.
 //! - [`notifier`]: the notifier role: sends queued replies through Twilio, paced and
 //!   prioritised, at most once each.
+//! - [`scheduler`]: the scheduler role: due reminders, time-box starts, focus and
+//!   inactivity check-ins become commands (fire, queue a message), at most once each.
 //!
 //! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
 //! through commands on the user's aggregates (`sidekick-store`).
@@ -17,4 +19,7 @@ pub mod copy;
 pub mod engine;
 pub mod notifier;
 pub mod offline;
+pub mod planning;
+pub mod scheduler;
+pub mod stub;
 pub mod worker;

@@ -126,12 +126,16 @@ impl OfflineEngine {
             .map_or(Intent::Unknown, |m| intent::parse(m));
         let name = turn.name.as_deref();
         match (turn.onboarding, last) {
-            (Onboarding::NeedsName, Intent::Start) => {
-                say(copy::consent(None, Onboarding::NeedsName), OutboundKind::System, vec![])
-            }
-            (Onboarding::NeedsTimezone, Intent::Start) => {
-                say(copy::consent(name, Onboarding::NeedsTimezone), OutboundKind::System, vec![])
-            }
+            (Onboarding::NeedsName, Intent::Start) => say(
+                copy::consent(None, Onboarding::NeedsName),
+                OutboundKind::System,
+                vec![],
+            ),
+            (Onboarding::NeedsTimezone, Intent::Start) => say(
+                copy::consent(name, Onboarding::NeedsTimezone),
+                OutboundKind::System,
+                vec![],
+            ),
             (Onboarding::NeedsName, _) => match name_from_text(&turn.text()) {
                 Some(n) => reply(copy::ask_timezone(&n)).with_action(Action::SetName(n)),
                 None => reply(copy::consent(None, Onboarding::NeedsName)),

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
+use sidekick_domain::command::{self, PlanningIntent};
 use sidekick_domain::intent::{self, Intent};
 use sidekick_domain::safety::{self, Violation};
 use sidekick_domain::{
@@ -49,6 +50,7 @@ use uuid::Uuid;
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::offline::{self, OfflineEngine};
+use crate::planning::Desk;
 
 /// Replies are at most this many SMS segments (the crisis message excepted, see
 /// [`copy::CRISIS_MAX_SEGMENTS`]).
@@ -145,7 +147,10 @@ impl AssistantWorker {
             d.nak(Duration::ZERO).await;
         }
         if !pending.is_empty() {
-            tracing::info!(released = pending.len(), "handed unanswered messages back for redelivery");
+            tracing::info!(
+                released = pending.len(),
+                "handed unanswered messages back for redelivery"
+            );
         }
     }
 
@@ -307,9 +312,15 @@ impl Shared {
             onboarding: account.onboarding(),
             opted_out: account.opted_out,
         };
-        let reply = match offline::fixed_answer(&turn, self.settings.support_url.as_deref()) {
-            Some(fixed) => fixed,
-            None => checked(self.provider.name(), self.respond(&turn).await),
+        let reply = match self.one_reminder(&turn, &account, &key, meta).await? {
+            Some(cancelled) => cancelled,
+            None => match offline::fixed_answer(&turn, self.settings.support_url.as_deref()) {
+                Some(fixed) => fixed,
+                None => match self.plan(&turn, &account, &key, meta).await? {
+                    Some(planned) => planned,
+                    None => checked(self.provider.name(), self.respond(&turn).await),
+                },
+            },
         };
         for action in &reply.actions {
             self.store
@@ -420,6 +431,74 @@ fn checked(provider: &'static str, mut reply: Reply) -> Reply {
 }
 
 impl Shared {
+    fn desk<'a>(
+        &'a self,
+        turn: &Turn,
+        account: &'a Account,
+        key: &'a DataKey,
+        meta: CommandMeta,
+    ) -> Desk<'a> {
+        Desk {
+            store: &self.store,
+            user: turn.user,
+            key,
+            account,
+            now: chrono::Utc::now(),
+            meta,
+        }
+    }
+
+    /// Planning and memory commands the offline parser is sure of ("todo …", "done 2",
+    /// "remind me …", "what's my locker code?") are carried out directly, for every
+    /// provider: they are the core that must work with no model at all.
+    async fn plan(
+        &self,
+        turn: &Turn,
+        account: &Account,
+        key: &DataKey,
+        meta: CommandMeta,
+    ) -> Result<Option<Reply>, StoreError> {
+        if turn.onboarding != Onboarding::Complete || turn.opted_out {
+            return Ok(None);
+        }
+        let desk = self.desk(turn, account, key, meta);
+        let intent = command::parse(&turn.text(), desk.now, account.timezone.tz());
+        if intent == PlanningIntent::Unknown {
+            return Ok(None);
+        }
+        Ok(desk.answer(intent).await?.map(|text| Reply {
+            text: Some(text),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        }))
+    }
+
+    /// "Stop reminding me about laundry" is about one reminder: cancel it when it
+    /// names one; otherwise the fixed answer asks which was meant.
+    async fn one_reminder(
+        &self,
+        turn: &Turn,
+        account: &Account,
+        key: &DataKey,
+        meta: CommandMeta,
+    ) -> Result<Option<Reply>, StoreError> {
+        let text = turn.text();
+        if turn.opted_out || intent::parse(&text) != Intent::StopOneThing {
+            return Ok(None);
+        }
+        let desk = self.desk(turn, account, key, meta);
+        let PlanningIntent::CancelReminder { target } =
+            command::parse(&text, desk.now, account.timezone.tz())
+        else {
+            return Ok(None);
+        };
+        Ok(desk.cancel_matching(target).await?.map(|text| Reply {
+            text: Some(text),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        }))
+    }
+
     async fn respond(&self, turn: &Turn) -> Reply {
         let provider = self.provider.name();
         match tokio::time::timeout(self.settings.model_timeout, self.provider.respond(turn)).await {

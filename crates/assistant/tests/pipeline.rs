@@ -13,8 +13,8 @@ use sidekick_assistant::offline::OfflineEngine;
 use sidekick_assistant::worker::{AssistantWorker, TurnSettings};
 use sidekick_bus::{topology, Bus, Namespace};
 use sidekick_domain::{
-    AccountCommand, Channel, ConversationCommand, ConversationEvent, DomainEventKind, OutboundKind, PhoneNumber,
-    SignupChannel, Timezone, UserId,
+    AccountCommand, Channel, ConversationCommand, ConversationEvent, DomainEventKind, OutboundKind,
+    PhoneNumber, SignupChannel, Timezone, UserId,
 };
 use sidekick_integrations::twilio::fake::FakeTwilio;
 use sidekick_integrations::twilio::{Sender, TwilioClient};
@@ -29,7 +29,10 @@ struct BusOutbox(Bus);
 #[async_trait]
 impl Outbox for BusOutbox {
     async fn publish(&self, batch: &[sidekick_domain::EventEnvelope]) -> Result<(), String> {
-        self.0.publish_events(batch).await.map_err(|e| e.to_string())
+        self.0
+            .publish_events(batch)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -44,17 +47,28 @@ struct Pipeline {
 impl Pipeline {
     async fn start() -> Pipeline {
         let db = TestDb::new().await;
-        let ns = Namespace::parse(&format!("t{}", &Uuid::new_v4().simple().to_string()[..12])).unwrap();
-        let bus = Bus::connect("nats://127.0.0.1:4222", ns, 4).await.expect("NATS on 127.0.0.1:4222");
+        let ns =
+            Namespace::parse(&format!("t{}", &Uuid::new_v4().simple().to_string()[..12])).unwrap();
+        let bus = Bus::connect("nats://127.0.0.1:4222", ns, 4)
+            .await
+            .expect("NATS on 127.0.0.1:4222");
         topology::apply(&bus).await.unwrap();
         let store = Store::new(db.pool.clone(), sidekick_domain::MasterKey::generate());
         let stop = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
         let (pool, outbox, relay_stop) = (db.pool.clone(), BusOutbox(bus.clone()), stop.clone());
         tasks.spawn(async move {
-            let _ = Relay::new(pool, "events").run(&outbox, async move { relay_stop.cancelled().await }).await;
+            let _ = Relay::new(pool, "events")
+                .run(&outbox, async move { relay_stop.cancelled().await })
+                .await;
         });
-        Pipeline { db: Some(db), bus, store, stop, tasks }
+        Pipeline {
+            db: Some(db),
+            bus,
+            store,
+            stop,
+            tasks,
+        }
     }
 
     fn assistant(&mut self, provider: Arc<dyn ModelProvider>, settings: TurnSettings) {
@@ -68,7 +82,11 @@ impl Pipeline {
     /// Starts a notifier; returns its own stop token so a test can "crash" it.
     fn notifier(&mut self, twilio: &FakeTwilio, max_mps: f64) -> CancellationToken {
         let client = TwilioClient::new(twilio.config(Sender::From("+15550009999".into()))).unwrap();
-        let settings = NotifierSettings { max_mps, public_url: "http://127.0.0.1:1".into(), concurrency: 4 };
+        let settings = NotifierSettings {
+            max_mps,
+            public_url: "http://127.0.0.1:1".into(),
+            concurrency: 4,
+        };
         let notifier = Notifier::new(self.store.clone(), SmsSender::Twilio(client), settings);
         let stop = self.stop.child_token();
         let (bus, intake_stop, consumer) = (self.bus.clone(), stop.clone(), notifier.clone());
@@ -76,7 +94,8 @@ impl Pipeline {
             let _ = sidekick_bus::worker::run(bus, "notifier", consumer, intake_stop).await;
         });
         let sender_stop = stop.clone();
-        self.tasks.spawn(async move { notifier.run(sender_stop).await });
+        self.tasks
+            .spawn(async move { notifier.run(sender_stop).await });
         stop
     }
 
@@ -84,7 +103,13 @@ impl Pipeline {
         let tz = Some(Timezone::parse("Europe/Paris").unwrap());
         let (user, _) = self
             .store
-            .register(&PhoneNumber::parse(phone).unwrap(), Some("Sam"), tz, SignupChannel::Sms, CommandMeta::new())
+            .register(
+                &PhoneNumber::parse(phone).unwrap(),
+                Some("Sam"),
+                tz,
+                SignupChannel::Sms,
+                CommandMeta::new(),
+            )
             .await
             .unwrap();
         user
@@ -99,7 +124,10 @@ impl Pipeline {
             body: key.seal(body),
             received_at: chrono::Utc::now(),
         };
-        self.store.execute_conversation(user, command, CommandMeta::new()).await.unwrap();
+        self.store
+            .execute_conversation(user, command, CommandMeta::new())
+            .await
+            .unwrap();
     }
 
     async fn queue(&self, user: UserId, body: &str, kind: OutboundKind) -> Uuid {
@@ -114,7 +142,10 @@ impl Pipeline {
             kind,
             queued_at: chrono::Utc::now(),
         };
-        self.store.execute_conversation(user, command, CommandMeta::new()).await.unwrap();
+        self.store
+            .execute_conversation(user, command, CommandMeta::new())
+            .await
+            .unwrap();
         reply_id
     }
 
@@ -136,21 +167,32 @@ impl Pipeline {
             .await
             .into_iter()
             .filter_map(|e| match e {
-                ConversationEvent::ReplyQueued { answers_through, body, .. } => Some((answers_through, key.open(&body).unwrap())),
+                ConversationEvent::ReplyQueued {
+                    answers_through,
+                    body,
+                    ..
+                } => Some((answers_through, key.open(&body).unwrap())),
                 _ => None,
             })
             .collect()
     }
 
     /// Waits until `check` holds for the user's replies.
-    async fn wait_replies(&self, user: UserId, check: impl Fn(&[(Option<u64>, String)]) -> bool) -> Vec<(Option<u64>, String)> {
+    async fn wait_replies(
+        &self,
+        user: UserId,
+        check: impl Fn(&[(Option<u64>, String)]) -> bool,
+    ) -> Vec<(Option<u64>, String)> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let replies = self.replies(user).await;
             if check(&replies) {
                 return replies;
             }
-            assert!(tokio::time::Instant::now() < deadline, "replies never matched: {replies:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replies never matched: {replies:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -160,11 +202,19 @@ impl Pipeline {
         let committed = events::count(self.store.pool()).await.unwrap() as u64;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let mut stream = self.bus.jetstream().get_stream(self.bus.namespace().events_stream()).await.unwrap();
+            let mut stream = self
+                .bus
+                .jetstream()
+                .get_stream(self.bus.namespace().events_stream())
+                .await
+                .unwrap();
             if stream.info().await.unwrap().state.messages >= committed {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "the relay never caught up");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the relay never caught up"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -180,7 +230,11 @@ impl Pipeline {
 }
 
 fn quick() -> TurnSettings {
-    TurnSettings { debounce: Duration::from_millis(400), max_wait: Duration::from_secs(2), ..TurnSettings::default() }
+    TurnSettings {
+        debounce: Duration::from_millis(400),
+        max_wait: Duration::from_secs(2),
+        ..TurnSettings::default()
+    }
 }
 
 #[tokio::test]
@@ -194,8 +248,16 @@ async fn a_burst_of_texts_is_answered_once_as_one_turn() {
     let replies = p.wait_replies(user, |r| !r.is_empty()).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let replies_after = p.replies(user).await;
-    assert_eq!(replies_after.len(), 1, "a burst got several replies: {replies_after:?}");
-    assert_eq!(replies[0].0, Some(2), "the one reply must answer both messages");
+    assert_eq!(
+        replies_after.len(),
+        1,
+        "a burst got several replies: {replies_after:?}"
+    );
+    assert_eq!(
+        replies[0].0,
+        Some(2),
+        "the one reply must answer both messages"
+    );
     // A complete command is answered at once, on its own.
     p.text(user, "HELP").await;
     let replies = p.wait_replies(user, |r| r.len() == 2).await;
@@ -227,7 +289,10 @@ impl ModelProvider for SlowFor {
 #[tokio::test]
 async fn a_slow_turn_for_one_user_does_not_delay_another() {
     let mut p = Pipeline::start().await;
-    let provider = Arc::new(SlowFor { slow_user: std::sync::Mutex::new(None), delay: Duration::from_secs(4) });
+    let provider = Arc::new(SlowFor {
+        slow_user: std::sync::Mutex::new(None),
+        delay: Duration::from_secs(4),
+    });
     p.assistant(provider.clone(), quick());
     let (slow, quick_user) = (p.user("+15551230102").await, p.user("+15551230103").await);
     *provider.slow_user.lock().unwrap() = Some(slow);
@@ -236,7 +301,10 @@ async fn a_slow_turn_for_one_user_does_not_delay_another() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     p.text(quick_user, "hello").await;
     p.wait_replies(quick_user, |r| !r.is_empty()).await;
-    assert!(p.replies(slow).await.is_empty(), "the slow user's turn finished first; the test proves nothing");
+    assert!(
+        p.replies(slow).await.is_empty(),
+        "the slow user's turn finished first; the test proves nothing"
+    );
     p.wait_replies(slow, |r| !r.is_empty()).await;
     p.stop().await;
 }
@@ -246,24 +314,42 @@ async fn a_reply_claimed_before_a_crash_is_not_sent_twice() {
     let mut p = Pipeline::start().await;
     let twilio = FakeTwilio::start().await;
     let user = p.user("+15551230104").await;
-    let reply = p.queue(user, "Your reminder: stretch", OutboundKind::Reminder).await;
+    let reply = p
+        .queue(user, "Your reminder: stretch", OutboundKind::Reminder)
+        .await;
     // A notifier claimed it and died before Twilio answered.
     p.store
-        .execute_conversation(user, ConversationCommand::BeginSending { reply_id: reply, at: chrono::Utc::now() }, CommandMeta::new())
+        .execute_conversation(
+            user,
+            ConversationCommand::BeginSending {
+                reply_id: reply,
+                at: chrono::Utc::now(),
+            },
+            CommandMeta::new(),
+        )
         .await
         .unwrap();
     p.notifier(&twilio, 0.0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let failed = p.conversation_events(user).await.into_iter().find_map(|e| match e {
-            ConversationEvent::ReplyFailed { reply_id, reason, .. } if reply_id == reply => Some(reason),
-            _ => None,
-        });
+        let failed = p
+            .conversation_events(user)
+            .await
+            .into_iter()
+            .find_map(|e| match e {
+                ConversationEvent::ReplyFailed {
+                    reply_id, reason, ..
+                } if reply_id == reply => Some(reason),
+                _ => None,
+            });
         if let Some(reason) = failed {
             assert!(reason.contains("interrupted"), "{reason}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the interrupted reply was never settled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the interrupted reply was never settled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(twilio.requests(), 0, "a claimed reply was sent again");
@@ -277,11 +363,17 @@ async fn each_reply_is_sent_once_across_a_notifier_restart() {
     let user = p.user("+15551230105").await;
     let first = p.notifier(&twilio, 0.0);
     p.queue(user, "one", OutboundKind::Reply).await;
-    twilio.wait_for(|m| m.body == "one", Duration::from_secs(15)).await.expect("sent");
+    twilio
+        .wait_for(|m| m.body == "one", Duration::from_secs(15))
+        .await
+        .expect("sent");
     first.cancel();
     p.queue(user, "two", OutboundKind::Reply).await;
     p.notifier(&twilio, 0.0);
-    twilio.wait_for(|m| m.body == "two", Duration::from_secs(15)).await.expect("sent after restart");
+    twilio
+        .wait_for(|m| m.body == "two", Duration::from_secs(15))
+        .await
+        .expect("sent after restart");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bodies: Vec<String> = twilio.messages().into_iter().map(|m| m.body).collect();
     assert_eq!(bodies, vec!["one".to_string(), "two".to_string()]);
@@ -297,23 +389,46 @@ async fn nothing_but_the_confirmation_goes_to_an_opted_out_number() {
     p.notifier(&twilio, 0.0);
     let user = p.user("+15551230106").await;
     p.text(user, "STOP").await;
-    let confirmation = twilio.wait_for(|m| m.body.contains("unsubscribed"), Duration::from_secs(15)).await.expect("confirmation");
+    let confirmation = twilio
+        .wait_for(|m| m.body.contains("unsubscribed"), Duration::from_secs(15))
+        .await
+        .expect("confirmation");
     assert_eq!(confirmation.to, "+15551230106");
-    let nudge = p.queue(user, "How's the report going?", OutboundKind::Nudge).await;
+    let nudge = p
+        .queue(user, "How's the report going?", OutboundKind::Nudge)
+        .await;
     p.text(user, "hello?").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let failed = p.conversation_events(user).await.into_iter().any(|e| matches!(e, ConversationEvent::ReplyFailed { reply_id, .. } if reply_id == nudge));
+        let failed = p.conversation_events(user).await.into_iter().any(
+            |e| matches!(e, ConversationEvent::ReplyFailed { reply_id, .. } if reply_id == nudge),
+        );
         if failed {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the nudge to an opted-out number was never settled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nudge to an opted-out number was never settled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(twilio.messages().len(), 1, "a text went to an opted-out number");
+    assert_eq!(
+        twilio.messages().len(),
+        1,
+        "a text went to an opted-out number"
+    );
     let account = p.store.account(user).await.unwrap();
     assert!(account.opted_out);
-    p.store.execute_account(user, AccountCommand::OptIn { at: chrono::Utc::now() }, CommandMeta::new()).await.unwrap();
+    p.store
+        .execute_account(
+            user,
+            AccountCommand::OptIn {
+                at: chrono::Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
     p.stop().await;
 }
 
@@ -329,7 +444,10 @@ async fn the_pacer_sends_direct_replies_before_reminders_and_nudges() {
     p.queue(user, "reminder 2", OutboundKind::Reminder).await;
     p.wait_relayed().await;
     p.notifier(&twilio, 4.0);
-    twilio.wait_for(|m| m.body == "nudge", Duration::from_secs(15)).await.expect("all sent");
+    twilio
+        .wait_for(|m| m.body == "nudge", Duration::from_secs(15))
+        .await
+        .expect("all sent");
     let messages = twilio.messages();
     let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
     // The first send may start before the others reached the queue; from then on
@@ -340,6 +458,9 @@ async fn the_pacer_sends_direct_replies_before_reminders_and_nudges() {
     assert_eq!(rest, expected, "sent in order {bodies:?}");
     // Paced: four sends at 4/s span at least 0.75 s.
     let span = messages[3].received_at - messages[0].received_at;
-    assert!(span >= Duration::from_millis(700), "sent faster than TWILIO_MAX_MPS: {span:?}");
+    assert!(
+        span >= Duration::from_millis(700),
+        "sent faster than TWILIO_MAX_MPS: {span:?}"
+    );
     p.stop().await;
 }

@@ -70,6 +70,12 @@ impl DomainEventKind {
             Conversation::TYPE => serde_json::from_value(payload.clone())
                 .map(Self::Conversation)
                 .map_err(err),
+            Planner::TYPE => serde_json::from_value(payload.clone())
+                .map(Self::Planner)
+                .map_err(err),
+            Memory::TYPE => serde_json::from_value(payload.clone())
+                .map(Self::Memory)
+                .map_err(err),
             other => Err(DecodeError::UnknownAggregate(other.to_string())),
         }
     }
@@ -115,5 +121,22 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 40), "{seen:?}");
         assert_eq!(partition_of(user, 1), 0);
+    }
+
+    #[test]
+    fn planner_and_memory_events_decode() {
+        let planner = serde_json::json!({"TaskDropped": {
+            "task_id": "0192f3a0-0000-7000-8000-000000000001", "at": "2026-11-24T18:00:00Z"}});
+        assert!(matches!(
+            DomainEventKind::decode(Planner::TYPE, &planner),
+            Ok(DomainEventKind::Planner(PlannerEvent::TaskDropped { .. }))
+        ));
+        let memory = serde_json::json!({"MemoryRecalled": {
+            "memory_id": "0192f3a0-0000-7000-8000-000000000002", "at": "2026-11-24T18:00:00Z"}});
+        assert!(matches!(
+            DomainEventKind::decode(Memory::TYPE, &memory),
+            Ok(DomainEventKind::Memory(MemoryEvent::MemoryRecalled { .. }))
+        ));
+        assert!(DomainEventKind::decode("nonsense", &memory).is_err());
     }
 }

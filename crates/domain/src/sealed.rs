@@ -142,6 +142,27 @@ impl DataKey {
         let aad = format!("sidekick/{context}/{}", self.user);
         open_bytes(&self.key, aad.as_bytes(), sealed)
     }
+
+    /// A secret of this user's for one `purpose` (e.g. `"memory-fingerprints"` for
+    /// [`crate::memory::MemoryKey`]): HMAC-SHA256 of the purpose, bound to the user,
+    /// under the data key.
+    ///
+    /// Why derive rather than reuse the key: the data key encrypts, and a key used
+    /// for two algorithms is a key whose failures compound. Why from the data key
+    /// and not the master key: destroying the user's key must shred everything
+    /// keyed by it (crypto-shredding), fingerprints included. Stable for as long as
+    /// the key exists; different per purpose and per user.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        use sha2::Sha256;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"sidekick/derive/");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(self.user.as_uuid().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl fmt::Debug for DataKey {
@@ -254,6 +275,25 @@ mod tests {
         let again = MasterKey::from_base64(&master.to_base64()).unwrap();
         assert!(again.unwrap_key(user, &wrapped).is_ok());
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn derived_secrets_are_stable_and_separated_by_purpose_and_user() {
+        let key = DataKey::generate(UserId::new());
+        let a = key.derive_secret("memory-fingerprints");
+        assert_eq!(a, key.derive_secret("memory-fingerprints"));
+        assert_ne!(a, key.derive_secret("something-else"));
+        assert_ne!(a, key.key, "never the data key itself");
+        // Same key bytes, another user: another secret.
+        let moved = DataKey {
+            user: UserId::new(),
+            key: key.key,
+        };
+        assert_ne!(a, moved.derive_secret("memory-fingerprints"));
+        assert_ne!(
+            a,
+            DataKey::generate(key.user()).derive_secret("memory-fingerprints")
+        );
     }
 
     #[test]

@@ -13,17 +13,26 @@
 //!
 //! # Layout
 //! - [`sync`]: the sync read model (profiles for routing and display, the timeline).
+//! - [`planning`]: goals, tasks and steps, reminders, time-boxes, focus sessions and
+//!   daily progress.
+//! - [`memory`]: remembered facts, with the searchable text (the one place plaintext
+//!   lives, so it needs the users' keys: see [`all_with`]).
+//! - [`schedule`]: what is due when (reminder occurrences, time-box starts, focus
+//!   check-ins, inactivity check-ins), for the scheduler role.
 //! - [`replay`]: rebuilding read models from the event store.
 //! - [`worker`]: the bus handler that runs projections on delivered events.
 
+pub mod memory;
+pub mod planning;
 pub mod replay;
+pub mod schedule;
 pub mod sync;
 pub mod worker;
 
 use async_trait::async_trait;
 use sidekick_domain::{DomainEventKind, EventEnvelope};
 use sidekick_store::scoped::{act_as, UserTx};
-use sidekick_store::{events, Result, StoreError};
+use sidekick_store::{events, Result, Store, StoreError};
 use sqlx::PgPool;
 
 /// What changed, for the live dashboard (`ui.<user>`).
@@ -152,11 +161,38 @@ pub async fn project(pool: &PgPool, p: &dyn Projection, event: &EventEnvelope) -
     Ok(applied)
 }
 
-/// Every projection this build has, by name.
+/// Every projection that needs no user keys. Callers without a [`Store`] (tools,
+/// tests of the sync model) use this; the projector role and replay use
+/// [`all_with`], which adds the memory projection.
 pub fn all() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(sync::SyncProjection)]
+    vec![
+        Box::new(sync::SyncProjection),
+        Box::new(planning::PlanningProjection),
+        Box::new(schedule::ScheduleProjection),
+    ]
 }
 
+/// Every projection this build has. The memory projection opens sealed content
+/// with the users' data keys, which `store` holds.
+pub fn all_with(store: &Store) -> Vec<Box<dyn Projection>> {
+    let mut projections = all();
+    projections.push(Box::new(memory::MemoryProjection::new(store.clone())));
+    projections
+}
+
+/// The names of every projection of [`all_with`], for choosing one without a store.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = all().iter().map(|p| p.name()).collect();
+    names.push(memory::MemoryProjection::NAME);
+    names
+}
+
+/// A projection of [`all`] by name.
 pub fn by_name(name: &str) -> Option<Box<dyn Projection>> {
     all().into_iter().find(|p| p.name() == name)
+}
+
+/// A projection of [`all_with`] by name.
+pub fn by_name_with(name: &str, store: &Store) -> Option<Box<dyn Projection>> {
+    all_with(store).into_iter().find(|p| p.name() == name)
 }

@@ -33,6 +33,9 @@ impl Handler for ProjectorWorker {
     async fn handle(&self, d: &Delivery) -> Outcome {
         let e = &d.envelope;
         let mut changes = Vec::new();
+        // Which projections this event changed: lets `sidekick bench` attribute
+        // commit → visible lag per projector from the outside.
+        let mut projections = Vec::new();
         for p in &self.projections {
             match crate::project(&self.pool, p.as_ref(), e).await {
                 Ok(applied) => {
@@ -42,6 +45,7 @@ impl Handler for ProjectorWorker {
                             .unwrap_or(0) as f64
                             / 1e6;
                         metrics::histogram!("sidekick_projection_lag_seconds", "projector" => p.name()).record(lag.max(0.0));
+                        projections.push(p.name());
                     }
                     changes.extend(applied.changes);
                 }
@@ -49,7 +53,11 @@ impl Handler for ProjectorWorker {
             }
         }
         if !changes.is_empty() {
-            let body = serde_json::json!({ "event_id": e.event_id, "changes": changes });
+            let body = serde_json::json!({
+                "event_id": e.event_id,
+                "changes": changes,
+                "projections": projections,
+            });
             self.bus.notify_ui(e.user_id, &body).await;
         }
         Outcome::Ack

@@ -11,6 +11,9 @@
 //! - [`registry`]: phone → user, API tokens, unknown-sender limits, dead letters.
 //! - [`scoped`]: transactions that act as one user under row-level security.
 //! - [`sync`]: queries of the sync read model.
+//! - [`planning`]: queries of the planning read model (tasks, reminders, plan, progress).
+//! - [`memory`]: queries of the memory read model, ranked search included.
+//! - [`schedule`]: the scheduler's due items: claiming them across users with leases.
 //!
 //! This crate knows the domain and PostgreSQL only: never the bus or HTTP.
 
@@ -19,8 +22,11 @@ mod error;
 pub mod event_store;
 pub mod events;
 pub mod keys;
+pub mod memory;
+pub mod planning;
 pub mod registry;
 pub mod relay;
+pub mod schedule;
 pub mod scoped;
 pub mod sync;
 pub mod testing;
@@ -125,8 +131,16 @@ impl Store {
                     vec![],
                     (),
                 ),
-                planners: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
-                memories: CqrsFramework::new(SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY), vec![], ()),
+                planners: CqrsFramework::new(
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    vec![],
+                    (),
+                ),
+                memories: CqrsFramework::new(
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    vec![],
+                    (),
+                ),
                 planner_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 memory_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
                 account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
@@ -166,11 +180,21 @@ impl Store {
         execute_with_retry(&self.inner.conversations, user, command, meta).await
     }
 
-    pub async fn execute_planner(&self, user: UserId, command: PlannerCommand, meta: CommandMeta) -> Result<()> {
+    pub async fn execute_planner(
+        &self,
+        user: UserId,
+        command: PlannerCommand,
+        meta: CommandMeta,
+    ) -> Result<()> {
         execute_with_retry(&self.inner.planners, user, command, meta).await
     }
 
-    pub async fn execute_memory(&self, user: UserId, command: MemoryCommand, meta: CommandMeta) -> Result<()> {
+    pub async fn execute_memory(
+        &self,
+        user: UserId,
+        command: MemoryCommand,
+        meta: CommandMeta,
+    ) -> Result<()> {
         execute_with_retry(&self.inner.memories, user, command, meta).await
     }
 

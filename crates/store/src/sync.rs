@@ -63,11 +63,11 @@ pub async fn conversation(
     limit: i64,
 ) -> Result<Vec<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
-    let mut rows: Vec<MessageRow> = sqlx::query_as(
-        message_select!("WHERE user_id = $1 AND ($2::timestamptz IS NULL OR at < $2)
+    let mut rows: Vec<MessageRow> = sqlx::query_as(message_select!(
+        "WHERE user_id = $1 AND ($2::timestamptz IS NULL OR at < $2)
           ORDER BY at DESC, id DESC
-          LIMIT $3"),
-    )
+          LIMIT $3"
+    ))
     .bind(user.as_uuid())
     .bind(before)
     .bind(limit)
@@ -103,10 +103,10 @@ pub async fn replies_after(
     after: DateTime<Utc>,
 ) -> Result<Vec<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
-    let rows = sqlx::query_as(
-        message_select!("WHERE user_id = $1 AND direction = 'out' AND at >= $2
-          ORDER BY at, id"),
-    )
+    let rows = sqlx::query_as(message_select!(
+        "WHERE user_id = $1 AND direction = 'out' AND at >= $2
+          ORDER BY at, id"
+    ))
     .bind(user.as_uuid())
     .bind(after)
     .fetch_all(&mut *tx)
@@ -118,13 +118,11 @@ pub async fn replies_after(
 /// One message of the caller's timeline; `None` for an id that is not theirs.
 pub async fn message(pool: &PgPool, user: UserId, id: Uuid) -> Result<Option<MessageRow>> {
     let mut tx = begin_as(pool, user).await?;
-    let row = sqlx::query_as(
-        message_select!("WHERE user_id = $1 AND id = $2"),
-    )
-    .bind(user.as_uuid())
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row = sqlx::query_as(message_select!("WHERE user_id = $1 AND id = $2"))
+        .bind(user.as_uuid())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(row)
 }

@@ -221,6 +221,8 @@ async fn row_level_security_isolates_users_in_sql() {
         .await
         .unwrap();
     assert_eq!(count, 0);
+    // Return the connection before the pool closes (an open transaction holds it).
+    tx.rollback().await.unwrap();
     db.cleanup().await;
 }
 

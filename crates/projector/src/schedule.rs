@@ -1,0 +1,426 @@
+//! The schedule read model: what may send a message when, for the scheduler role.
+//!
+//! `schedule_items` gets one row per reminder occurrence, time-box start, focus
+//! check-in and inactivity check-in; `schedule_users` the facts the check-in needs
+//! (last activity, last check-in). Built from planner, conversation and account
+//! events, so `replay --projection schedule` rebuilds it; the scheduler only adds
+//! its bookkeeping (deferrals, leases, attempts) on top.
+//!
+//! How each event maps:
+//!
+//! | event | effect |
+//! |---|---|
+//! | `ReminderScheduled` | the first occurrence, pending; `explicit` unless the rule is "every N hours" |
+//! | `ReminderFired` | marks the occurrence late or not; adds the next occurrence |
+//! | `ReminderSnoozed` | a one-off moves; a repeating one gets an extra (`snooze`) occurrence |
+//! | `ReminderRescheduled` | the pending regular occurrence moves (new timezone) |
+//! | `ReminderCancelled`, `TimeBoxCleared`, `FocusEnded` | pending rows cancelled |
+//! | `TimeBoxPlaced` | the start, expiring when the box ends |
+//! | `FocusStarted` | the check-in at its end, expiring [`FOCUS_CHECK_IN_VALID`] later |
+//! | `ReplyQueued` (reminder/nudge kind) | the item whose id is the reply id is done |
+//! | `MessageReceived`, `TaskCompleted`, `AccountRegistered` | last activity; the check-in row follows it |
+//! | `TaskAdded`, `TaskDueSet`, `TaskReopened`, `TaskDeferred` | the pending check-in is looked at again now |
+//!
+//! A row's id is [`item_id`]: the same for the live projector, a replay and every
+//! scheduler, and the reply id of the message the row sends. A message already
+//! queued is therefore recognised after a replay, and nothing is sent twice.
+//!
+//! The inactivity check-in row follows the latest activity (or check-in): it
+//! carries that moment as its occurrence, and is due at once; the scheduler works
+//! out how many waking hours must pass (it knows the configured number and the
+//! user's quiet hours) and defers it until then.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use sidekick_domain::planner::{Planner, PlannerEvent};
+use sidekick_domain::recurrence::{Recurrence, Schedule};
+use sidekick_domain::{
+    Account, AccountEvent, Aggregate, Conversation, ConversationEvent, DomainEventKind,
+    EventEnvelope, OutboundKind, UserId,
+};
+use sidekick_store::schedule::{item_id, ItemKind};
+use sidekick_store::scoped::UserTx;
+use sidekick_store::Result;
+use uuid::Uuid;
+
+use crate::{Projection, UiChange};
+
+/// How long after a focus session's end its check-in is still worth sending.
+pub const FOCUS_CHECK_IN_VALID: TimeDelta = TimeDelta::hours(2);
+
+pub struct ScheduleProjection;
+
+#[async_trait]
+impl Projection for ScheduleProjection {
+    fn name(&self) -> &'static str {
+        "schedule"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["schedule_items", "schedule_users"]
+    }
+
+    fn wants(&self, aggregate_type: &str) -> bool {
+        aggregate_type == Planner::TYPE
+            || aggregate_type == Conversation::TYPE
+            || aggregate_type == Account::TYPE
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut UserTx,
+        e: &EventEnvelope,
+        decoded: &DomainEventKind,
+    ) -> Result<Vec<UiChange>> {
+        let user = e.user_id;
+        match decoded {
+            DomainEventKind::Planner(p) => planner(tx, user, p).await?,
+            DomainEventKind::Conversation(c) => conversation(tx, user, c).await?,
+            DomainEventKind::Account(a) => account(tx, user, e, a).await?,
+            DomainEventKind::Memory(_) => {}
+        }
+        // The schedule is the scheduler's; the dashboard reads reminders and plans
+        // from the planning read model.
+        Ok(Vec::new())
+    }
+}
+
+/// A row to add (if it is not there already).
+struct NewItem {
+    kind: ItemKind,
+    ref_id: Uuid,
+    occurrence: DateTime<Utc>,
+    expires: Option<DateTime<Utc>>,
+    explicit: bool,
+    snooze: bool,
+    repeating: bool,
+}
+
+impl NewItem {
+    fn new(kind: ItemKind, ref_id: Uuid, occurrence: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            ref_id,
+            occurrence,
+            expires: None,
+            explicit: false,
+            snooze: false,
+            repeating: false,
+        }
+    }
+}
+
+async fn insert(tx: &mut UserTx, user: UserId, item: NewItem) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO schedule_items (id, user_id, kind, ref_id, occurrence_at, due_at, expires_at,
+                                     explicit, slot, repeating)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
+    .bind(user.as_uuid())
+    .bind(item.kind.as_str())
+    .bind(item.ref_id)
+    .bind(item.occurrence)
+    .bind(item.expires)
+    .bind(item.explicit)
+    .bind(if item.snooze { "snooze" } else { "regular" })
+    .bind(item.repeating)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Cancels the pending rows of `ref_id` (of one slot, when given).
+async fn cancel_pending(
+    tx: &mut UserTx,
+    user: UserId,
+    ref_id: Uuid,
+    slot: Option<&str>,
+    note: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE schedule_items
+            SET status = 'cancelled', note = $4, locked_by = NULL, locked_until = NULL, updated_at = now()
+          WHERE user_id = $1 AND ref_id = $2 AND status = 'pending'
+            AND ($3::text IS NULL OR slot = $3)",
+    )
+    .bind(user.as_uuid())
+    .bind(ref_id)
+    .bind(slot)
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// How an existing reminder's rows were made: (explicit, repeating) of its latest
+/// regular row. `None` for a reminder this projection never saw scheduled.
+async fn reminder_shape(
+    tx: &mut UserTx,
+    user: UserId,
+    reminder: Uuid,
+) -> Result<Option<(bool, bool)>> {
+    Ok(sqlx::query_as(
+        "SELECT explicit, repeating FROM schedule_items
+          WHERE user_id = $1 AND ref_id = $2 AND kind = 'reminder' AND slot = 'regular'
+          ORDER BY occurrence_at DESC LIMIT 1",
+    )
+    .bind(user.as_uuid())
+    .bind(reminder)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// A repeating rule's times are the user's own words ("every day at 8"), except
+/// "every N hours", whose times are arithmetic: only those wait out quiet hours.
+fn named_time(schedule: &Schedule) -> bool {
+    !matches!(
+        schedule,
+        Schedule::Repeat {
+            rule: Recurrence::Hours { .. }
+        }
+    )
+}
+
+async fn planner(tx: &mut UserTx, user: UserId, event: &PlannerEvent) -> Result<()> {
+    use PlannerEvent as E;
+    match event {
+        E::ReminderScheduled {
+            reminder_id,
+            schedule,
+            next_due,
+            ..
+        } => {
+            let mut item = NewItem::new(ItemKind::Reminder, reminder_id.0, *next_due);
+            item.explicit = named_time(schedule);
+            item.repeating = matches!(schedule, Schedule::Repeat { .. });
+            insert(tx, user, item).await?;
+        }
+        E::ReminderRescheduled {
+            reminder_id,
+            next_due,
+            ..
+        } => {
+            let (explicit, repeating) = reminder_shape(tx, user, reminder_id.0)
+                .await?
+                .unwrap_or((true, false));
+            cancel_pending(tx, user, reminder_id.0, Some("regular"), "rescheduled").await?;
+            if let Some(next) = next_due {
+                let mut item = NewItem::new(ItemKind::Reminder, reminder_id.0, *next);
+                item.explicit = explicit;
+                item.repeating = repeating;
+                insert(tx, user, item).await?;
+            }
+        }
+        E::ReminderSnoozed {
+            reminder_id, until, ..
+        } => {
+            let (_, repeating) = reminder_shape(tx, user, reminder_id.0)
+                .await?
+                .unwrap_or((true, false));
+            // The planner keeps one snooze per repeating reminder, and moves a
+            // one-off outright; either way the user chose this time.
+            let slot = if repeating { "snooze" } else { "regular" };
+            cancel_pending(tx, user, reminder_id.0, Some(slot), "snoozed").await?;
+            let mut item = NewItem::new(ItemKind::Reminder, reminder_id.0, *until);
+            item.explicit = true;
+            item.snooze = repeating;
+            item.repeating = repeating;
+            insert(tx, user, item).await?;
+        }
+        E::ReminderFired {
+            reminder_id,
+            occurrence,
+            late,
+            next_due,
+            ..
+        } => {
+            // Done only once its message is queued (ReplyQueued below): a scheduler
+            // that fired and died before queueing must find the row still pending.
+            sqlx::query(
+                "UPDATE schedule_items SET late = late OR $3, updated_at = now()
+                  WHERE id = $1 AND user_id = $2",
+            )
+            .bind(item_id(
+                user,
+                ItemKind::Reminder,
+                reminder_id.0,
+                *occurrence,
+            ))
+            .bind(user.as_uuid())
+            .bind(late)
+            .execute(&mut **tx)
+            .await?;
+            if let Some(next) = next_due {
+                let (explicit, repeating) = reminder_shape(tx, user, reminder_id.0)
+                    .await?
+                    .unwrap_or((true, true));
+                let mut item = NewItem::new(ItemKind::Reminder, reminder_id.0, *next);
+                item.explicit = explicit;
+                item.repeating = repeating;
+                insert(tx, user, item).await?;
+            }
+        }
+        E::ReminderCancelled { reminder_id, .. } => {
+            cancel_pending(tx, user, reminder_id.0, None, "reminder cancelled").await?;
+        }
+        E::TimeBoxPlaced {
+            time_box_id,
+            start,
+            end,
+            ..
+        } => {
+            let mut item = NewItem::new(ItemKind::TimeBox, time_box_id.0, *start);
+            item.expires = Some(*end);
+            insert(tx, user, item).await?;
+        }
+        E::TimeBoxCleared { time_box_id, .. } => {
+            cancel_pending(tx, user, time_box_id.0, None, "time-box cleared").await?;
+        }
+        E::FocusStarted {
+            session_id,
+            ends_at,
+            ..
+        } => {
+            let mut item = NewItem::new(ItemKind::Focus, session_id.0, *ends_at);
+            item.expires = Some(*ends_at + FOCUS_CHECK_IN_VALID);
+            // The user started the timer: its end is a time they chose.
+            item.explicit = true;
+            insert(tx, user, item).await?;
+        }
+        E::FocusEnded { session_id, .. } => {
+            cancel_pending(tx, user, session_id.0, None, "focus ended").await?;
+        }
+        E::TaskCompleted { at, .. } => active(tx, user, *at).await?,
+        E::TaskAdded { at, .. }
+        | E::TaskDueSet { at, .. }
+        | E::TaskReopened { at, .. }
+        | E::TaskDeferred { at, .. } => {
+            // What is due today may have changed: look at the check-in again.
+            sqlx::query(
+                "UPDATE schedule_items SET due_at = least(due_at, $2), updated_at = now()
+                  WHERE user_id = $1 AND kind = 'nudge' AND status = 'pending'",
+            )
+            .bind(user.as_uuid())
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn conversation(tx: &mut UserTx, user: UserId, event: &ConversationEvent) -> Result<()> {
+    match event {
+        ConversationEvent::MessageReceived { received_at, .. } => {
+            active(tx, user, *received_at).await?;
+        }
+        ConversationEvent::ReplyQueued {
+            reply_id,
+            kind: kind @ (OutboundKind::Reminder | OutboundKind::Nudge),
+            queued_at,
+            ..
+        } => {
+            sqlx::query(
+                "UPDATE schedule_items
+                    SET status = 'done', done_at = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
+                  WHERE id = $1 AND user_id = $2 AND status IN ('pending', 'skipped', 'failed')",
+            )
+            .bind(reply_id)
+            .bind(user.as_uuid())
+            .bind(queued_at)
+            .execute(&mut **tx)
+            .await?;
+            if *kind == OutboundKind::Nudge {
+                upsert_user(tx, user, "last_nudge_at", *queued_at).await?;
+                follow_activity(tx, user).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn account(
+    tx: &mut UserTx,
+    user: UserId,
+    e: &EventEnvelope,
+    event: &AccountEvent,
+) -> Result<()> {
+    if let AccountEvent::AccountRegistered { registered_at, .. } = event {
+        active(tx, user, *registered_at).await?;
+    }
+    // "nudges off" / "nudges on". The Account has no such event yet; this reads the
+    // shape it is expected to have (`NudgesSet { on }`) without naming the variant,
+    // so the setting works the day the event exists.
+    if e.event_type == "NudgesSet" {
+        if let Some(on) = e.payload["NudgesSet"]["on"].as_bool() {
+            sqlx::query(
+                "INSERT INTO schedule_users (user_id, nudges_enabled) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET nudges_enabled = excluded.nudges_enabled, updated_at = now()",
+            )
+            .bind(user.as_uuid())
+            .bind(on)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The user did something (texted, completed a task, signed up) at `at`.
+async fn active(tx: &mut UserTx, user: UserId, at: DateTime<Utc>) -> Result<()> {
+    upsert_user(tx, user, "last_active_at", at).await?;
+    follow_activity(tx, user).await
+}
+
+async fn upsert_user(
+    tx: &mut UserTx,
+    user: UserId,
+    column: &'static str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO schedule_users (user_id, {column}) VALUES ($1, $2)
+         ON CONFLICT (user_id) DO UPDATE
+            SET {column} = greatest(schedule_users.{column}, excluded.{column}), updated_at = now()"
+    );
+    sqlx::query(&sql)
+        .bind(user.as_uuid())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Keeps one pending check-in row, following the latest activity or check-in.
+/// Rows it replaces are deleted, not kept: someone who texts fifty times a day
+/// would otherwise leave fifty rows behind.
+async fn follow_activity(tx: &mut UserTx, user: UserId) -> Result<()> {
+    let anchor: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT greatest(last_active_at, last_nudge_at) FROM schedule_users WHERE user_id = $1",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten();
+    let Some(anchor) = anchor else {
+        return Ok(());
+    };
+    sqlx::query(
+        "DELETE FROM schedule_items
+          WHERE user_id = $1 AND kind = 'nudge' AND status = 'pending' AND occurrence_at < $2",
+    )
+    .bind(user.as_uuid())
+    .bind(anchor)
+    .execute(&mut **tx)
+    .await?;
+    insert(
+        tx,
+        user,
+        NewItem::new(ItemKind::Nudge, user.as_uuid(), anchor),
+    )
+    .await
+}
