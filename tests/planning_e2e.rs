@@ -91,6 +91,9 @@ async fn tasks_steps_reminders_and_memories_by_text() {
         "{recalled}"
     );
 
+    let off = ask(&app, &twilio, GINA, "nudges off").await;
+    assert!(off.starts_with("Check-ins off"), "{off}");
+
     let unclear = ask(&app, &twilio, GINA, "flibbertigibbet").await;
     assert!(
         unclear.contains("todo call the dentist"),
@@ -100,6 +103,25 @@ async fn tasks_steps_reminders_and_memories_by_text() {
     // Replay rebuilds the planning and memory read models identically.
     let tasks_sql = "SELECT id, parent_id, position, title_sealed, status, defer_count FROM planning_tasks ORDER BY created_at, id";
     let memory_sql = "SELECT id, content_sealed, search_text, superseded_by, forgotten FROM memory_items ORDER BY created_at, id";
+    // The scheduler's read model knows the setting (it sends no check-ins now).
+    let gina = app.user(GINA).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let enabled = table(
+            &app,
+            &format!("SELECT nudges_enabled FROM schedule_users WHERE user_id = '{gina}'"),
+        )
+        .await;
+        if enabled == serde_json::json!([{"nudges_enabled": false}]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nudges still on: {enabled}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     let (tasks_before, memory_before) =
         (table(&app, tasks_sql).await, table(&app, memory_sql).await);
     assert!(

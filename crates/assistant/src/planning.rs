@@ -328,7 +328,15 @@ impl Desk<'_> {
                     )
                 }
             }
-            // Nudge settings, numbered choices and anything else: the engine answers.
+            P::SetNudges { on } => {
+                self.store.execute_account(self.user, AccountCommand::SetNudges { on }, self.meta).await?;
+                if on {
+                    "Check-ins on: at most two a day, never in quiet hours. 'nudges off' stops them.".to_string()
+                } else {
+                    "Check-ins off. Reminders you set still come. 'nudges on' brings check-ins back.".to_string()
+                }
+            }
+            // Numbered choices and anything else: the engine answers.
             _ => return Ok(None),
         };
         Ok(Some(text))

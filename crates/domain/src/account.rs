@@ -57,6 +57,11 @@ pub enum AccountCommand {
     SetQuietHours {
         quiet_hours: QuietHours,
     },
+    /// "nudges off" / "nudges on": check-ins Sidekick sends on its own. Reminders the
+    /// user set are not nudges and keep going.
+    SetNudges {
+        on: bool,
+    },
     /// Carrier rules: after an opt-out, nothing but the one confirmation goes out.
     OptOut {
         keyword: String,
@@ -102,6 +107,9 @@ pub enum AccountEvent {
     QuietHoursSet {
         quiet_hours: QuietHours,
     },
+    NudgesSet {
+        on: bool,
+    },
     OptedOut {
         keyword: String,
         at: DateTime<Utc>,
@@ -133,6 +141,7 @@ impl DomainEvent for AccountEvent {
             Self::NameSet { .. } => "NameSet",
             Self::TimezoneSet { .. } => "TimezoneSet",
             Self::QuietHoursSet { .. } => "QuietHoursSet",
+            Self::NudgesSet { .. } => "NudgesSet",
             Self::OptedOut { .. } => "OptedOut",
             Self::OptedIn { .. } => "OptedIn",
             Self::SafetyFlagRaised { .. } => "SafetyFlagRaised",
@@ -193,6 +202,10 @@ pub struct Account {
     /// Nudges and other unprompted messages wait until then.
     #[serde(default)]
     pub nudges_paused_until: Option<DateTime<Utc>>,
+    /// Whether the user turned check-ins off ("nudges off"). Older snapshots had no
+    /// setting, which meant on.
+    #[serde(default)]
+    pub nudges_off: bool,
     /// The highest inbound message number ever flagged: a retried turn for the
     /// same message raises nothing new, even after its flag was resolved.
     #[serde(default)]
@@ -293,6 +306,11 @@ impl Aggregate for Account {
                     sink.write(E::QuietHoursSet { quiet_hours }, self).await;
                 }
             }
+            C::SetNudges { on } => {
+                if self.nudges_off == on {
+                    sink.write(E::NudgesSet { on }, self).await;
+                }
+            }
             C::OptOut { keyword, at } => {
                 if !self.opted_out {
                     sink.write(E::OptedOut { keyword, at }, self).await;
@@ -354,6 +372,7 @@ impl Aggregate for Account {
                 self.timezone_confirmed = true;
             }
             E::QuietHoursSet { quiet_hours } => self.quiet_hours = quiet_hours,
+            E::NudgesSet { on } => self.nudges_off = !on,
             E::OptedOut { .. } => self.opted_out = true,
             E::OptedIn { .. } => self.opted_out = false,
             E::SafetyFlagRaised {
@@ -643,6 +662,29 @@ mod tests {
         let local = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
         assert!(q.contains(local(21, 0)) && q.contains(local(23, 59)) && q.contains(local(7, 59)));
         assert!(!q.contains(local(8, 0)) && !q.contains(local(20, 59)));
+    }
+
+    #[tokio::test]
+    async fn nudges_are_switched_off_once_and_back_on() {
+        let user = UserId::new();
+        AccountTest::with(())
+            .given(vec![registered(user)])
+            .when_async(AccountCommand::SetNudges { on: false })
+            .await
+            .then_expect_events(vec![AccountEvent::NudgesSet { on: false }]);
+        AccountTest::with(())
+            .given(vec![
+                registered(user),
+                AccountEvent::NudgesSet { on: false },
+            ])
+            .when_async(AccountCommand::SetNudges { on: false })
+            .await
+            .then_expect_events(vec![]);
+        AccountTest::with(())
+            .given(vec![registered(user)])
+            .when_async(AccountCommand::SetNudges { on: true })
+            .await
+            .then_expect_events(vec![]);
     }
 
     #[test]

@@ -116,6 +116,8 @@ async fn account(
                 .execute(&mut **tx)
                 .await?;
         }
+        // The nudge setting lives in the scheduler's read model (`schedule_users`).
+        AccountEvent::NudgesSet { .. } => return Ok(Vec::new()),
         AccountEvent::OptedOut { .. } => {
             sqlx::query(&update("opted_out = true"))
                 .bind(user)
