@@ -78,7 +78,7 @@ impl Desk<'_> {
         } else {
             local.format("%a %b %-d").to_string()
         };
-        format!("{day} at {}", local.format("%-H:%M"))
+        format!("{day} at {}", local.format("%H:%M"))
     }
 
     async fn planner(&self, command: PlannerCommand) -> Result<()> {
@@ -299,7 +299,7 @@ impl Desk<'_> {
                 let on = task.map(|t| format!(" on {t}")).unwrap_or_default();
                 format!(
                     "Focus{on}: {minutes} min, starting now. Ends at {}. Park stray thoughts by texting 'todo ...'.",
-                    ends.with_timezone(&self.tz()).format("%-H:%M")
+                    ends.with_timezone(&self.tz()).format("%H:%M")
                 )
             }
             P::Remember { content, subject, category } => self.remember(content, subject, category).await?,
@@ -540,7 +540,7 @@ impl Desk<'_> {
             .map(|b| {
                 format!(
                     "{} {}",
-                    b.start.with_timezone(&self.tz()).format("%-H:%M"),
+                    b.start.with_timezone(&self.tz()).format("%H:%M"),
                     title_of(b.task_id)
                 )
             })
@@ -626,10 +626,18 @@ impl Desk<'_> {
 
 /// The task whose title shares the most words with `words` (at least one).
 fn best_match(listed: &[Listed], words: &str) -> Option<Listed> {
+    // Little words ("the", "my") say nothing about which task is meant.
+    const FILLER: &[&str] = &[
+        "the", "and", "for", "with", "that", "this", "thing", "stuff", "my", "to", "a", "an", "of",
+        "on", "in", "it",
+    ];
     let wanted: Vec<String> = words
         .split_whitespace()
-        .map(|w| w.to_lowercase())
-        .filter(|w| w.len() > 2)
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| w.len() > 1 && !FILLER.contains(&w.as_str()))
         .collect();
     listed
         .iter()
@@ -670,6 +678,10 @@ mod tests {
             "buy milk"
         );
         assert!(best_match(&tasks, "taxes").is_none());
+        assert!(
+            best_match(&tasks, "clean the garage").is_none(),
+            "matched on a filler word"
+        );
     }
 
     #[test]

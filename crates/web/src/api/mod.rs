@@ -9,10 +9,16 @@
 //! - [`auth`]: the bearer-token extractor.
 //! - [`me`]: `GET /api/me`.
 //! - [`conversation`]: the timeline, one message, and sending a message from the web.
+//! - [`tasks`], [`reminders`], [`memories`], [`plan`]: the planning and memory read
+//!   models, read-only.
 
 mod auth;
 mod conversation;
 mod me;
+mod memories;
+mod plan;
+mod reminders;
+mod tasks;
 
 use axum::routing::get;
 use axum::Router;
@@ -26,6 +32,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/conversation", get(conversation::timeline))
         .route("/messages", axum::routing::post(conversation::send))
         .route("/messages/{id}", get(conversation::show))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::show))
+        .route("/reminders", get(reminders::list))
+        .route("/memories", get(memories::list))
+        .route("/plan", get(plan::show))
         .fallback(not_found)
 }
 
