@@ -186,8 +186,19 @@ impl AssistantWorker {
 fn looks_complete(text: &str, onboarding: bool) -> bool {
     onboarding
         || intent::parse(text) != Intent::Unknown
+        || is_whole_command(text)
         || text.trim_end().ends_with(['.', '!', '?'])
         || safety::assess(text).crisis
+}
+
+/// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
+/// "remind me" alone is a fragment: the rest ("to call mom", "at 5") often follows.
+fn is_whole_command(text: &str) -> bool {
+    match command::parse(text, chrono::Utc::now(), chrono_tz::UTC) {
+        PlanningIntent::Unknown => false,
+        PlanningIntent::Remind { text, when } => text.is_some() && when.is_some(),
+        _ => true,
+    }
 }
 
 async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver<Inbound>) {
@@ -892,6 +903,15 @@ mod tests {
             vec![(OutboundKind::Reply, copy::ask_prescriber())]
         );
         h.db.cleanup().await;
+    }
+
+    #[test]
+    fn whole_commands_are_answered_without_waiting_for_more() {
+        assert!(looks_complete("todo buy milk", false));
+        assert!(looks_complete("done 2", false));
+        assert!(looks_complete("remind me tomorrow at 9 to call mom", false));
+        assert!(!looks_complete("remind me", false));
+        assert!(!looks_complete("to call mom", false));
     }
 
     #[test]
