@@ -63,8 +63,9 @@ impl OutboundKind {
     pub fn priority(&self) -> u8 {
         match self {
             Self::Crisis => 0,
-            Self::Reply => 1,
-            Self::System | Self::OptOutConfirmation => 2,
+            // HELP, consent and the opt-out confirmation answer the person just as a
+            // reply does: under a backlog they must not wait behind replies.
+            Self::Reply | Self::System | Self::OptOutConfirmation => 1,
             Self::Reminder => 3,
             Self::Nudge => 4,
         }
