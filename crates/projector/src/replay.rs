@@ -16,6 +16,24 @@ use crate::{apply_in, Projection};
 
 const BATCH: usize = 500;
 
+/// Waits (up to 10 s) until no committed event is hidden behind a transaction still
+/// running somewhere on the server, so a replay covers everything committed before it
+/// started. Past that it goes ahead: what is still hidden is applied live later.
+async fn wait_for_horizon(pool: &PgPool) -> Result<()> {
+    for _ in 0..500 {
+        let hidden: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !hidden {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Empties what `projection` built, for everyone or for one user.
 pub async fn reset(pool: &PgPool, p: &dyn Projection, user: Option<UserId>) -> Result<()> {
     match user {
@@ -98,6 +116,7 @@ pub async fn rebuild(
             }
         }
         None => {
+            wait_for_horizon(pool).await?;
             let total = events::count(pool).await? as u64;
             let mut stream = events::all(pool);
             while let Some(e) = stream.next().await {
