@@ -248,6 +248,21 @@ impl Shared {
         self.store.execute_conversation(user, command, meta).await
     }
 
+    /// Settles a reply that will not go out, with the reason the dashboard shows.
+    async fn not_sent(
+        &self,
+        p: &Pending,
+        reason: String,
+        meta: CommandMeta,
+    ) -> Result<(), StoreError> {
+        let command = ConversationCommand::RecordReplyFailed {
+            reply_id: p.reply_id,
+            reason,
+            at: Utc::now(),
+        };
+        self.record(p.user, command, meta).await
+    }
+
     async fn send(&self, p: &Pending, meta: CommandMeta) -> Result<(), StoreError> {
         let store = &self.store;
         let conversation = store.conversation(p.user).await?;
@@ -259,17 +274,7 @@ impl Shared {
                     "interrupted while sending; not retried to avoid a duplicate text".to_string();
                 metrics::counter!("sidekick_outbound_total", "result" => "interrupted")
                     .increment(1);
-                return self
-                    .record(
-                        p.user,
-                        ConversationCommand::RecordReplyFailed {
-                            reply_id: p.reply_id,
-                            reason,
-                            at: now(),
-                        },
-                        meta,
-                    )
-                    .await;
+                return self.not_sent(p, reason, meta).await;
             }
             Some(ReplyState::Queued) => {}
         }
@@ -300,17 +305,7 @@ impl Shared {
             let reason = format!(
                 "not sent: nudges are paused until {until} after a safety flag (crisis resources were sent)"
             );
-            return self
-                .record(
-                    p.user,
-                    ConversationCommand::RecordReplyFailed {
-                        reply_id: p.reply_id,
-                        reason,
-                        at: now(),
-                    },
-                    meta,
-                )
-                .await;
+            return self.not_sent(p, reason, meta).await;
         }
         if p.channel == Channel::Web {
             let sent = ConversationCommand::RecordReplySent {
@@ -325,32 +320,12 @@ impl Shared {
         if account.opted_out && !p.kind.allowed_after_opt_out() {
             let reason = "not sent: this number opted out (texts resume after START)".to_string();
             metrics::counter!("sidekick_outbound_total", "result" => "opted_out").increment(1);
-            return self
-                .record(
-                    p.user,
-                    ConversationCommand::RecordReplyFailed {
-                        reply_id: p.reply_id,
-                        reason,
-                        at: now(),
-                    },
-                    meta,
-                )
-                .await;
+            return self.not_sent(p, reason, meta).await;
         }
         let body = store.data_key(p.user).await?.open(&p.body)?;
         let Some(phone) = registry::phone_of(store.pool(), p.user).await? else {
             let reason = "not sent: no phone number on record".to_string();
-            return self
-                .record(
-                    p.user,
-                    ConversationCommand::RecordReplyFailed {
-                        reply_id: p.reply_id,
-                        reason,
-                        at: now(),
-                    },
-                    meta,
-                )
-                .await;
+            return self.not_sent(p, reason, meta).await;
         };
         let outcome = match &self.sender {
             SmsSender::Console => {
