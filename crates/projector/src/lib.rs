@@ -95,7 +95,7 @@ async fn save_checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -
     Ok(())
 }
 
-fn decode(e: &EventEnvelope) -> Result<DomainEventKind> {
+pub(crate) fn decode(e: &EventEnvelope) -> Result<DomainEventKind> {
     e.decode()
         .map_err(|err| StoreError::Corrupt(err.to_string()))
 }

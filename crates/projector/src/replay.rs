@@ -6,13 +6,16 @@
 //! with the projector role stopped, or accept that live events arriving meanwhile are
 //! applied by whichever comes first (checkpoints make the other a no-op).
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 use sidekick_domain::{EventEnvelope, UserId};
-use sidekick_store::scoped::act_as;
-use sidekick_store::{events, Result};
+use sidekick_store::scoped::{act_as, UserTx};
+use sidekick_store::{events, Result, StoreError};
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 
-use crate::{apply_in, Projection};
+use crate::{decode, Projection};
 
 const BATCH: usize = 500;
 
@@ -72,28 +75,74 @@ pub async fn reset(pool: &PgPool, p: &dyn Projection, user: Option<UserId>) -> R
     Ok(())
 }
 
+/// Applies a batch of a freshly reset rebuild in one transaction. The batch is
+/// grouped by user (each user's events keep their commit order; users are
+/// independent), so each user costs one role switch and one checkpoint write per
+/// projection rather than one per event: the checkpoints were emptied by [`reset`], so
+/// there is nothing to read back, and each aggregate's last sequence is written once.
 async fn apply_batch(
     pool: &PgPool,
     projections: &[&dyn Projection],
-    batch: &[EventEnvelope],
+    mut batch: Vec<EventEnvelope>,
 ) -> Result<()> {
+    batch.sort_by_key(|e| e.user_id.as_uuid()); // stable: per-user order is kept
     let mut tx = pool.begin().await?;
-    let mut acting: Option<UserId> = None;
-    for e in batch {
-        if acting != Some(e.user_id) {
-            act_as(&mut tx, e.user_id).await?;
-            acting = Some(e.user_id);
+    for user_events in batch.chunk_by(|a, b| a.user_id == b.user_id) {
+        act_as(&mut tx, user_events[0].user_id).await?;
+        let mut last: HashMap<(&'static str, &str, &str), i64> = HashMap::new();
+        for e in user_events {
+            let decoded = decode(e)?;
+            for p in projections.iter().filter(|p| p.wants(&e.aggregate_type)) {
+                p.apply(&mut tx, e, &decoded).await?;
+                last.insert((p.name(), &e.aggregate_type, &e.aggregate_id), e.sequence);
+            }
         }
-        for p in projections {
-            apply_in(pool, &mut tx, *p, e).await?;
-        }
+        save_checkpoints(&mut tx, user_events[0].user_id, &last).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
+/// Writes the checkpoints of one user's aggregates in one statement.
+async fn save_checkpoints(
+    tx: &mut UserTx,
+    user: UserId,
+    last: &HashMap<(&'static str, &str, &str), i64>,
+) -> Result<()> {
+    if last.is_empty() {
+        return Ok(());
+    }
+    let (mut names, mut types, mut ids, mut seqs) = (vec![], vec![], vec![], vec![]);
+    for ((name, aggregate_type, aggregate_id), sequence) in last {
+        names.push(*name);
+        types.push(*aggregate_type);
+        ids.push(*aggregate_id);
+        seqs.push(*sequence);
+    }
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, aggregate_type, aggregate_id, user_id, sequence)
+         SELECT p, t, a, $5, s FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS c(p, t, a, s)
+         ON CONFLICT (projection, aggregate_type, aggregate_id)
+         DO UPDATE SET sequence = GREATEST(projection_checkpoints.sequence, excluded.sequence)",
+    )
+    .bind(&names)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(user.as_uuid())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Rebuilds `projections` (for one user, or everyone). `progress(done, total)` is
 /// called after each batch. Returns the number of events read.
+///
+/// A full rebuild reads the event store once, in commit order, and deals the events
+/// out to [`LANES`] lanes by user, each applying its batches on its own connection:
+/// one user's events always go to the same lane, in order, and different users'
+/// read-model rows never overlap, so the lanes need no coordination. The lanes run
+/// concurrently on this task (their database round trips overlap), not in threads.
 pub async fn rebuild(
     pool: &PgPool,
     projections: &[&dyn Projection],
@@ -103,37 +152,83 @@ pub async fn rebuild(
     for p in projections {
         reset(pool, *p, user).await?;
     }
-    let mut done = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
     match user {
         Some(user) => {
             let all = events::for_user(pool, user, None).await?;
             let total = all.len() as u64;
+            let mut done = 0u64;
             for chunk in all.chunks(BATCH) {
-                apply_batch(pool, projections, chunk).await?;
+                apply_batch(pool, projections, chunk.to_vec()).await?;
                 done += chunk.len() as u64;
                 progress(done, total);
             }
+            Ok(done)
         }
         None => {
             wait_for_horizon(pool).await?;
             let total = events::count(pool).await? as u64;
-            let mut stream = events::all(pool);
-            while let Some(e) = stream.next().await {
-                batch.push(e?);
-                if batch.len() == BATCH {
-                    apply_batch(pool, projections, &batch).await?;
-                    done += batch.len() as u64;
-                    progress(done, total);
-                    batch.clear();
+            let (applied_tx, mut applied_rx) = mpsc::unbounded_channel::<u64>();
+            let mut senders = Vec::with_capacity(LANES);
+            let mut lanes = Vec::with_capacity(LANES);
+            for _ in 0..LANES {
+                let (tx, mut rx) = mpsc::channel::<Vec<EventEnvelope>>(2);
+                senders.push(tx);
+                let applied_tx = applied_tx.clone();
+                lanes.push(async move {
+                    while let Some(batch) = rx.recv().await {
+                        let n = batch.len() as u64;
+                        apply_batch(pool, projections, batch).await?;
+                        let _ = applied_tx.send(n);
+                    }
+                    Ok::<(), StoreError>(())
+                });
+            }
+            drop(applied_tx);
+            let deal = async move {
+                let mut pending: Vec<Vec<EventEnvelope>> = vec![Vec::new(); LANES];
+                let mut read = 0u64;
+                let mut stream = events::all(pool);
+                while let Some(e) = stream.next().await {
+                    let e = e?;
+                    let lane = lane_of(e.user_id);
+                    pending[lane].push(e);
+                    read += 1;
+                    if pending[lane].len() == BATCH {
+                        let full = std::mem::replace(&mut pending[lane], Vec::with_capacity(BATCH));
+                        if senders[lane].send(full).await.is_err() {
+                            break; // the lane failed; its error is reported below
+                        }
+                    }
                 }
-            }
-            if !batch.is_empty() {
-                apply_batch(pool, projections, &batch).await?;
-                done += batch.len() as u64;
-            }
-            progress(done, total.max(done));
+                for (lane, rest) in pending.into_iter().enumerate() {
+                    if !rest.is_empty() {
+                        let _ = senders[lane].send(rest).await;
+                    }
+                }
+                drop(senders);
+                Ok::<u64, StoreError>(read)
+            };
+            let report = async {
+                let mut done = 0u64;
+                while let Some(n) = applied_rx.recv().await {
+                    done += n;
+                    progress(done, total.max(done));
+                }
+                done
+            };
+            let (read, lanes, done) =
+                futures::join!(deal, futures::future::try_join_all(lanes), report);
+            lanes?;
+            let read = read?;
+            debug_assert_eq!(read, done);
+            Ok(done)
         }
     }
-    Ok(done)
+}
+
+/// Concurrent lanes of a full rebuild (see [`rebuild`]).
+const LANES: usize = 4;
+
+fn lane_of(user: UserId) -> usize {
+    (user.as_uuid().as_u128() % LANES as u128) as usize
 }

@@ -1,0 +1,125 @@
+//! A full rebuild of many users' histories (more events than one batch, every lane
+//! busy) gives exactly the read models the live projector built event by event.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::Utc;
+use serde_json::Value;
+use sidekick_domain::planner::{PlannerCommand, TaskId};
+use sidekick_domain::{
+    Channel, ConversationCommand, MasterKey, PhoneNumber, SignupChannel, Timezone,
+};
+use sidekick_projector::{project, replay, Projection};
+use sidekick_store::testing::TestDb;
+use sidekick_store::{events, CommandMeta, Store};
+use uuid::Uuid;
+
+const USERS: usize = 10;
+const MESSAGES: usize = 120;
+const TASKS: usize = 12;
+
+async fn table(pool: &sqlx::PgPool, sql: &str) -> Value {
+    let sql = format!("SELECT coalesce(json_agg(t), '[]'::json) FROM ({sql}) t");
+    let json: sqlx::types::Json<Value> = sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
+    json.0
+}
+
+async fn snapshot(pool: &sqlx::PgPool) -> Vec<Value> {
+    let mut tables = Vec::new();
+    for sql in [
+        "SELECT user_id, phone, name_sealed, timezone, opted_out FROM sync_users ORDER BY user_id",
+        "SELECT id, user_id, direction, body_sealed, number, status FROM sync_messages ORDER BY id",
+        "SELECT id, user_id, parent_id, position, title_sealed, status FROM planning_tasks ORDER BY id",
+        "SELECT projection, aggregate_type, aggregate_id, sequence FROM projection_checkpoints
+          ORDER BY projection, aggregate_type, aggregate_id",
+    ] {
+        tables.push(table(pool, sql).await);
+    }
+    tables
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_rebuild_of_many_users_equals_the_live_read_models() {
+    let db = TestDb::new().await;
+    let store = Store::new(db.pool.clone(), MasterKey::generate());
+    for i in 0..USERS {
+        let phone = PhoneNumber::parse(&format!("+1555010{i:04}")).unwrap();
+        let (user, _) = store
+            .register(
+                &phone,
+                Some("Sam"),
+                Some(Timezone::parse("Europe/Paris").unwrap()),
+                SignupChannel::Operator,
+                CommandMeta::new(),
+            )
+            .await
+            .unwrap();
+        let key = store.data_key(user).await.unwrap();
+        for m in 0..MESSAGES {
+            let command = ConversationCommand::ReceiveMessage {
+                message_id: Uuid::now_v7(),
+                channel: Channel::Sms,
+                provider_sid: None,
+                body: key.seal(&format!("message {m}")),
+                received_at: Utc::now(),
+            };
+            store
+                .execute_conversation(user, command, CommandMeta::new())
+                .await
+                .unwrap();
+        }
+        for t in 0..TASKS {
+            let command = PlannerCommand::AddTask {
+                task_id: TaskId::generate(),
+                title: key.seal(&format!("task {t}")),
+                parent: None,
+                goal: None,
+                position: None,
+                estimate_minutes: None,
+                due: None,
+                at: Utc::now(),
+            };
+            store
+                .execute_planner(user, command, CommandMeta::new())
+                .await
+                .unwrap();
+        }
+    }
+
+    let projections = sidekick_projector::all();
+    let refs: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
+    let mut all = Vec::new();
+    let mut stream = events::all(&db.pool);
+    while let Some(e) = futures::StreamExt::next(&mut stream).await {
+        all.push(e.unwrap());
+    }
+    drop(stream);
+    assert!(
+        all.len() > 2 * 500,
+        "only {} events: not enough for several batches",
+        all.len()
+    );
+    for e in &all {
+        for p in &refs {
+            project(&db.pool, *p, e).await.unwrap();
+        }
+    }
+    let live = snapshot(&db.pool).await;
+    assert_eq!(
+        live[1].as_array().unwrap().len(),
+        USERS * MESSAGES,
+        "the live projector missed messages"
+    );
+
+    let mut reported = Vec::new();
+    let rebuilt = replay::rebuild(&db.pool, &refs, None, |done, total| {
+        reported.push((done, total))
+    })
+    .await
+    .unwrap();
+    assert_eq!(rebuilt, all.len() as u64);
+    assert_eq!(reported.last(), Some(&(rebuilt, rebuilt)));
+    assert!(reported.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(snapshot(&db.pool).await, live);
+    db.cleanup().await;
+}
