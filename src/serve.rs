@@ -148,6 +148,19 @@ async fn shutdown_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// The recorder buffers every histogram sample until it is rendered or drained; with
+/// no scraper (a development machine, a benchmark) the buffers would only grow, so
+/// they are drained every few seconds, as the exporter's own HTTP listener would.
+async fn drain_histograms(metrics: PrometheusHandle, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => metrics.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) -> Result<()> {
     let roles: HashSet<Role> = if roles.contains(&Role::All) {
         [
@@ -169,6 +182,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
     let mut tasks: JoinSet<Result<&'static str>> = JoinSet::new();
+    tokio::spawn(drain_histograms(metrics.clone(), shutdown.clone()));
 
     if roles.contains(&Role::Web) {
         let listener = tokio::net::TcpListener::bind(config.sidekick_http_addr)
