@@ -137,3 +137,120 @@ async fn tasks_steps_reminders_and_memories_by_text() {
     assert_eq!(table(&app, memory_sql).await, memory_before);
     app.stop().await;
 }
+
+/// Adds Ivy with her consent text read, ready to text.
+async fn signed_up(app: &App, twilio: &FakeTwilio, phone: &str, name: &str) {
+    app.cli(&[
+        "users",
+        "add",
+        "--phone",
+        phone,
+        "--name",
+        name,
+        "--timezone",
+        "Europe/London",
+    ])
+    .await;
+    next_to(twilio, phone, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_targets_get_one_numbered_question_and_health_facts_wait_for_yes() {
+    const IVY: &str = "+15551230023";
+    let twilio = FakeTwilio::start().await;
+    let app = App::start(&twilio, "ask").await;
+    signed_up(&app, &twilio, IVY, "Ivy").await;
+
+    ask(&app, &twilio, IVY, "todo call the dentist").await;
+    ask(&app, &twilio, IVY, "todo book dentist cleaning").await;
+    ask(&app, &twilio, IVY, "todo buy milk").await;
+    let which = ask(&app, &twilio, IVY, "done dentist").await;
+    assert_eq!(
+        which,
+        "Which one is done? 1 call the dentist · 2 book dentist cleaning. Reply 1 or 2."
+    );
+    let done = ask(&app, &twilio, IVY, "the second one").await;
+    assert!(done.starts_with("Done: book dentist cleaning"), "{done}");
+    let list = ask(&app, &twilio, IVY, "tasks").await;
+    assert!(
+        list.contains("call the dentist") && !list.contains("cleaning"),
+        "{list}"
+    );
+
+    // A question lapses when something else comes first: "2" is then not an answer.
+    ask(&app, &twilio, IVY, "todo dentist forms").await;
+    let which = ask(&app, &twilio, IVY, "drop dentist").await;
+    assert!(which.starts_with("Which one should I drop? 1 "), "{which}");
+    ask(&app, &twilio, IVY, "todo water plants").await;
+    let stale = ask(&app, &twilio, IVY, "2").await;
+    assert!(
+        !stale.starts_with("Dropped"),
+        "a lapsed question was answered: {stale}"
+    );
+    let list = ask(&app, &twilio, IVY, "tasks").await;
+    assert!(list.contains("dentist forms"), "{list}");
+
+    // Memories: "forget the code" with two codes asks which.
+    ask(&app, &twilio, IVY, "remember my locker code is 4411").await;
+    ask(&app, &twilio, IVY, "remember the gate code is 1234").await;
+    let which = ask(&app, &twilio, IVY, "forget the code").await;
+    assert!(
+        which.starts_with("Which one should I forget? 1 ")
+            && which.contains("4411")
+            && which.contains("1234"),
+        "{which}"
+    );
+    let first_is_locker = which.find("4411") < which.find("1234");
+    let pick = if first_is_locker { "2" } else { "1" };
+    let forgotten = ask(&app, &twilio, IVY, pick).await;
+    assert!(forgotten.contains("1234"), "{forgotten}");
+    let gate = ask(&app, &twilio, IVY, "what's the gate code?").await;
+    assert!(!gate.contains("1234"), "{gate}");
+    let locker = ask(&app, &twilio, IVY, "what's my locker code?").await;
+    assert!(locker.contains("4411"), "{locker}");
+
+    // Reminders: "cancel the reminder" with several.
+    ask(&app, &twilio, IVY, "remind me tomorrow at 9 to call mom").await;
+    ask(&app, &twilio, IVY, "remind me tomorrow at 10 to pay rent").await;
+    let which = ask(&app, &twilio, IVY, "cancel the reminder").await;
+    assert!(
+        which.starts_with("Which reminder should I cancel? 1 "),
+        "{which}"
+    );
+    let rent_first = which.find("pay rent") < which.find("call mom");
+    let cancelled = ask(&app, &twilio, IVY, if rent_first { "1" } else { "2" }).await;
+    assert_eq!(cancelled, "Cancelled: pay rent.");
+    let reminders = ask(&app, &twilio, IVY, "reminders").await;
+    assert!(
+        reminders.contains("call mom") && !reminders.contains("pay rent"),
+        "{reminders}"
+    );
+
+    // Health details wait for a YES; anything else drops them.
+    let confirm = ask(&app, &twilio, IVY, "remember I take 20mg adderall").await;
+    assert_eq!(
+        confirm,
+        "That sounds like health info. Save it? Reply YES to keep it."
+    );
+    let saved = ask(&app, &twilio, IVY, "YES").await;
+    assert!(saved.starts_with("Saved"), "{saved}");
+    let recalled = ask(&app, &twilio, IVY, "do you remember my adderall").await;
+    assert!(recalled.contains("20mg adderall"), "{recalled}");
+    let confirm = ask(&app, &twilio, IVY, "remember my therapist is Dr Okafor").await;
+    assert!(confirm.contains("Reply YES"), "{confirm}");
+    ask(&app, &twilio, IVY, "todo stretch").await;
+    let late_yes = ask(&app, &twilio, IVY, "yes").await;
+    assert!(!late_yes.starts_with("Saved"), "{late_yes}");
+    let ivy = app.user(IVY).await;
+    let memories = table(
+        &app,
+        &format!("SELECT category FROM memory_items WHERE user_id = '{ivy}' AND NOT forgotten AND superseded_by IS NULL ORDER BY created_at"),
+    )
+    .await;
+    assert_eq!(
+        memories,
+        serde_json::json!([{"category": "code"}, {"category": "health"}]),
+        "the therapist was never saved"
+    );
+    app.stop().await;
+}
