@@ -7,6 +7,9 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
 use common::{next_to, App};
 use sidekick_integrations::twilio::fake::FakeTwilio;
 
@@ -138,8 +141,12 @@ async fn tasks_steps_reminders_and_memories_by_text() {
     app.stop().await;
 }
 
-/// Adds Ivy with her consent text read, ready to text.
+/// Adds a user with their consent text read, ready to text.
 async fn signed_up(app: &App, twilio: &FakeTwilio, phone: &str, name: &str) {
+    signed_up_in(app, twilio, phone, name, "Europe/London").await;
+}
+
+async fn signed_up_in(app: &App, twilio: &FakeTwilio, phone: &str, name: &str, timezone: &str) {
     app.cli(&[
         "users",
         "add",
@@ -148,7 +155,7 @@ async fn signed_up(app: &App, twilio: &FakeTwilio, phone: &str, name: &str) {
         "--name",
         name,
         "--timezone",
-        "Europe/London",
+        timezone,
     ])
     .await;
     next_to(twilio, phone, 0).await;
@@ -252,5 +259,137 @@ async fn ambiguous_targets_get_one_numbered_question_and_health_facts_wait_for_y
         serde_json::json!([{"category": "code"}, {"category": "health"}]),
         "the therapist was never saved"
     );
+    app.stop().await;
+}
+
+/// Waits (generously: the scheduler and notifier run at their own pace) until a
+/// message to `to` satisfies `wanted`.
+async fn wait_for_text(twilio: &FakeTwilio, to: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(m) = common::sent_to(twilio, to)
+            .into_iter()
+            .find(|m| wanted(&m.body))
+        {
+            return m.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never arrived; got {:?}",
+            common::sent_to(twilio, to)
+                .iter()
+                .map(|m| m.body.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_a_minute_ahead_arrives_and_quiet_hours_hold_what_was_not_asked_for() {
+    const JO: &str = "+15551230024";
+    let twilio = FakeTwilio::start().await;
+    let app = App::start(&twilio, "remind").await;
+    signed_up_in(&app, &twilio, JO, "Jo", "UTC").await;
+    let jo = app.user(JO).await;
+    let token = app
+        .cli(&["users", "token", "--phone", JO])
+        .await
+        .trim()
+        .to_string();
+
+    // Quiet hours from this hour for two hours: now is inside them.
+    let now = Utc::now();
+    let (start, end) = (now.hour(), (now.hour() + 2) % 24);
+    let quiet = ask(
+        &app,
+        &twilio,
+        JO,
+        &format!("quiet hours {start:02}:00-{end:02}:00"),
+    )
+    .await;
+    assert!(quiet.starts_with("Quiet hours:"), "{quiet}");
+    let quiet_end = {
+        let end_today = now.date_naive().and_hms_opt(end, 0, 0).unwrap().and_utc();
+        if end_today > now {
+            end_today
+        } else {
+            end_today + chrono::Duration::days(1)
+        }
+    };
+
+    // A time Jo named goes out even in quiet hours (ADHD.md: only reminders the user
+    // explicitly set inside the window may).
+    let set = ask(&app, &twilio, JO, "remind me in 1 min to stretch").await;
+    assert!(
+        set.starts_with("OK, I'll remind you to stretch today at "),
+        "{set}"
+    );
+    // "Every 2 hours" is not a time Jo named: it waits for the end of quiet hours.
+    let from = (Utc::now() + chrono::Duration::minutes(1))
+        .format("%H:%M")
+        .to_string();
+    let set = ask(
+        &app,
+        &twilio,
+        JO,
+        &format!("remind me every 2 hours from {from} to 23:59 to drink water"),
+    )
+    .await;
+    assert!(
+        set.starts_with("OK, I'll remind you to drink water, repeating."),
+        "{set}"
+    );
+
+    let stretch = wait_for_text(&twilio, JO, |b| b.starts_with("Reminder: stretch")).await;
+    assert!(stretch.contains("snooze"), "{stretch}");
+
+    // The water reminder came due inside quiet hours: held to their end, not sent.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let held = loop {
+        let rows = table(
+            &app,
+            &format!(
+                "SELECT due_at, occurrence_at, note FROM schedule_items
+                  WHERE user_id = '{jo}' AND kind = 'reminder' AND held AND status = 'pending'"
+            ),
+        )
+        .await;
+        if let Some(row) = rows.as_array().and_then(|r| r.first()).cloned() {
+            break row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the water reminder was never held"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let due: DateTime<Utc> = held["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due, quiet_end, "{held}");
+    assert_eq!(held["note"], "quiet hours");
+    let water: Vec<String> = common::sent_to(&twilio, JO)
+        .into_iter()
+        .map(|m| m.body)
+        .filter(|b| b.contains("drink water"))
+        .collect();
+    assert_eq!(water.len(), 1, "only the confirmation: {water:?}");
+
+    // The dashboard shows when it will really come.
+    let (status, reminders) = app.api(&token, "/api/reminders").await;
+    assert_eq!(status, 200);
+    let water = reminders["reminders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["text"] == "drink water")
+        .cloned()
+        .expect("the water reminder");
+    assert_eq!(water["status"], "active");
+    let held_until: DateTime<Utc> = water["held_until"]
+        .as_str()
+        .expect("held_until")
+        .parse()
+        .unwrap();
+    assert_eq!(held_until, quiet_end);
     app.stop().await;
 }
