@@ -6,12 +6,14 @@
 //! user's rows. Another user's id answers `404`, exactly like an id that never
 //! existed.
 //!
-//! - [`auth`]: the bearer-token extractor.
+//! - [`auth`]: the caller extractor (bearer token, or session cookie with CSRF).
+//! - [`account`]: "My data": the export and deleting the account.
 //! - [`me`]: `GET /api/me`.
 //! - [`conversation`]: the timeline, one message, and sending a message from the web.
 //! - [`tasks`], [`reminders`], [`memories`], [`plan`]: the planning and memory read
 //!   models, read-only.
 
+mod account;
 mod auth;
 mod conversation;
 mod me;
@@ -28,7 +30,8 @@ use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/me", get(me::show))
+        .route("/me", get(me::show).delete(account::delete))
+        .route("/export", get(account::export))
         .route("/conversation", get(conversation::timeline))
         .route("/messages", axum::routing::post(conversation::send))
         .route("/messages/{id}", get(conversation::show))
