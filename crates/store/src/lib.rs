@@ -11,6 +11,7 @@
 //! - [`erasure`]: a user's read models as one document, and deleting the account.
 //! - [`registry`]: phone → user, API tokens, unknown-sender limits, dead letters.
 //! - [`signin`]: texted sign-in codes and their rate limits.
+//! - [`second_factor`]: the optional TOTP factor and its recovery codes.
 //! - [`sessions`]: browser sessions (server-side, revocable) and their CSRF tokens.
 //! - [`scoped`]: transactions that act as one user under row-level security.
 //! - [`sync`]: queries of the sync read model.
@@ -32,6 +33,7 @@ pub mod registry;
 pub mod relay;
 pub mod schedule;
 pub mod scoped;
+pub mod second_factor;
 pub mod sessions;
 pub mod signin;
 pub mod sync;
