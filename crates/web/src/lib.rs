@@ -19,10 +19,13 @@
 //!   mapping to statuses; the one place failures are logged.
 //! - `twilio`: the signed-form extractor, the inbound SMS and status-callback
 //!   webhooks, and TwiML answers.
-//! - `api`: the JSON API under `/api`, scoped to the bearer token's user.
+//! - [`auth`]: sign-in by texted code, sessions, CSRF, the second factor; the
+//!   [`auth::SignedIn`] and [`auth::CsrfForm`] extractors for pages.
+//! - `api`: the JSON API under `/api`, scoped to the caller (bearer token or session).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `telemetry`: per-request spans and metrics keyed by the matched route.
 
+pub mod auth;
 pub mod error;
 
 mod api;
@@ -83,6 +86,8 @@ pub struct AppState {
     pub public_url: String,
     pub signup: SignupMode,
     pub metrics: PrometheusHandle,
+    /// Sign-in codes, rate limits, session lifetimes, cookie flags.
+    pub auth: auth::AuthSettings,
 }
 
 impl fmt::Debug for AppState {
@@ -101,6 +106,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(twilio::routes())
         .merge(ops::routes())
+        .merge(auth::routes())
         .nest("/api", api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::record_metrics))
@@ -119,7 +125,9 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "http server listening");
     }
-    axum::serve(listener, router)
+    // The peer address feeds sign-in's per-address rate limits.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }
