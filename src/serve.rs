@@ -20,6 +20,7 @@ use sidekick_projector::worker::ProjectorWorker;
 use sidekick_store::db::{self, PoolSettings};
 use sidekick_store::relay::{Outbox, Relay};
 use sidekick_store::Store;
+use sidekick_integrations::oauth::OAuthApps;
 use sidekick_web::{AppState, SignupMode};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -166,6 +167,10 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     let bus = connect_bus(&config).await?;
     let store = Store::new(pool.clone(), config.master_key()?);
     let (auth_token, dev_token) = config.twilio_auth_token()?;
+    // `<PROVIDER>_CLIENT_ID`/`_SECRET` and the endpoint overrides, read from the
+    // environment like the provider settings they belong to.
+    let oauth_apps = OAuthApps::from_lookup(|key| std::env::var(key).ok(), &config.public_url())
+        .context("OAuth settings")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
     let mut tasks: JoinSet<Result<&'static str>> = JoinSet::new();
@@ -191,6 +196,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
                 SignupMode::Open
             },
             metrics: metrics.clone(),
+            oauth: oauth_apps.clone(),
         };
         let router = sidekick_web::router(state);
         let stop = shutdown.clone();

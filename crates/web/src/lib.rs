@@ -21,11 +21,14 @@
 //!   webhooks, and TwiML answers.
 //! - `api`: the JSON API under `/api`, scoped to the bearer token's user.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
+//! - `connect`: the OAuth connect flow (`/connect/{service}`, `/c/{code}`,
+//!   `/oauth/{service}/callback`, disconnect) and `/api/connections`.
 //! - `telemetry`: per-request spans and metrics keyed by the matched route.
 
 pub mod error;
 
 mod api;
+mod connect;
 mod ops;
 mod telemetry;
 mod twilio;
@@ -38,6 +41,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sidekick_bus::Bus;
+use sidekick_integrations::oauth::OAuthApps;
 use sidekick_store::Store;
 
 pub use error::{ApiError, WebhookError};
@@ -83,6 +87,9 @@ pub struct AppState {
     pub public_url: String,
     pub signup: SignupMode,
     pub metrics: PrometheusHandle,
+    /// The OAuth apps this deployment has client ids for (`<PROVIDER>_CLIENT_ID`);
+    /// a provider without one is shown as unavailable.
+    pub oauth: OAuthApps,
 }
 
 impl fmt::Debug for AppState {
@@ -101,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(twilio::routes())
         .merge(ops::routes())
+        .merge(connect::routes())
         .nest("/api", api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::record_metrics))

@@ -20,6 +20,8 @@ mod plan;
 mod reminders;
 mod tasks;
 
+pub(crate) use auth::Caller;
+
 use axum::routing::get;
 use axum::Router;
 
@@ -37,6 +39,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/reminders", get(reminders::list))
         .route("/memories", get(memories::list))
         .route("/plan", get(plan::show))
+        .merge(crate::connect::api_routes())
         .fallback(not_found)
 }
 

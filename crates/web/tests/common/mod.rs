@@ -9,6 +9,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sidekick_bus::{topology, Bus, Namespace};
 use sidekick_domain::{EventEnvelope, MasterKey, MessageSid, PhoneNumber, SignupChannel, UserId};
+use sidekick_integrations::oauth::OAuthApps;
 use sidekick_integrations::twilio::signature;
 use sidekick_store::testing::TestDb;
 use sidekick_store::{events, registry, CommandMeta, Store};
@@ -66,7 +67,14 @@ impl TestApp {
     pub async fn spawn_with(signup: SignupMode) -> Self {
         let db = TestDb::new().await;
         let store = Store::new(db.pool.clone(), MasterKey::generate());
-        Self::start(Some(db), store, signup).await
+        Self::start(Some(db), store, signup, |_| OAuthApps::default()).await
+    }
+
+    /// The app with the OAuth apps `oauth` makes from its public URL.
+    pub async fn spawn_with_oauth(oauth: impl FnOnce(&str) -> OAuthApps) -> Self {
+        let db = TestDb::new().await;
+        let store = Store::new(db.pool.clone(), MasterKey::generate());
+        Self::start(Some(db), store, SignupMode::Open, oauth).await
     }
 
     /// The app over a database that cannot be reached (nothing listens on port 1).
@@ -79,11 +87,17 @@ impl TestApp {
             None,
             Store::new(pool, MasterKey::generate()),
             SignupMode::Open,
+            |_| OAuthApps::default(),
         )
         .await
     }
 
-    async fn start(db: Option<TestDb>, store: Store, signup: SignupMode) -> Self {
+    async fn start(
+        db: Option<TestDb>,
+        store: Store,
+        signup: SignupMode,
+        oauth: impl FnOnce(&str) -> OAuthApps,
+    ) -> Self {
         let bus = connect_bus().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -97,6 +111,7 @@ impl TestApp {
             public_url: base_url.clone(),
             signup,
             metrics: PrometheusBuilder::new().build_recorder().handle(),
+            oauth: oauth(&base_url),
         };
         let (shutdown, stopped) = oneshot::channel::<()>();
         // The listener is bound already, so requests queue until the server accepts.
