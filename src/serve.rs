@@ -262,6 +262,8 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         };
         let settings = TurnSettings {
             support_url: Some(config.public_url()),
+            public_url: Some(config.public_url()),
+            oauth: oauth_apps.clone(),
             ..TurnSettings::default()
         };
         let worker = AssistantWorker::new(store.clone(), provider, settings);

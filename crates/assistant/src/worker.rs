@@ -36,12 +36,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::command::{self, PlanningIntent};
+use sidekick_domain::services_command::{self, ConnectRequest};
 use sidekick_domain::intent::{self, Intent};
 use sidekick_domain::safety::{self, Violation};
 use sidekick_domain::{
     sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
     DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
 };
+use sidekick_integrations::oauth::OAuthApps;
+use sidekick_store::vault;
 use sidekick_store::{CommandMeta, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -69,6 +72,10 @@ pub struct TurnSettings {
     /// The support contact HELP names (carrier rules): the deployment's public URL.
     /// Without it, HELP says to reply HELP.
     pub support_url: Option<String>,
+    /// `SIDEKICK_PUBLIC_URL`, for the short links "connect calendar" answers with.
+    pub public_url: Option<String>,
+    /// The OAuth apps configured here: a service without one cannot be connected.
+    pub oauth: OAuthApps,
 }
 
 impl Default for TurnSettings {
@@ -79,6 +86,8 @@ impl Default for TurnSettings {
             idle: Duration::from_secs(60),
             model_timeout: Duration::from_secs(10),
             support_url: None,
+            public_url: None,
+            oauth: OAuthApps::default(),
         }
     }
 }
@@ -194,6 +203,9 @@ fn looks_complete(text: &str, onboarding: bool) -> bool {
 /// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
 /// "remind me" alone is a fragment: the rest ("to call mom", "at 5") often follows.
 fn is_whole_command(text: &str) -> bool {
+    if services_command::parse(text).is_some() {
+        return true;
+    }
     match command::parse(text, chrono::Utc::now(), chrono_tz::UTC) {
         PlanningIntent::Unknown => false,
         PlanningIntent::Remind { text, when } => text.is_some() && when.is_some(),
@@ -472,6 +484,9 @@ impl Shared {
         if turn.onboarding != Onboarding::Complete || turn.opted_out {
             return Ok(None);
         }
+        if let Some(request) = services_command::parse(&turn.text()) {
+            return self.connect_link(turn.user, &request).await.map(Some);
+        }
         let desk = self.desk(turn, account, key, meta);
         let intent = command::parse(&turn.text(), desk.now, account.timezone.tz());
         if intent == PlanningIntent::Unknown {
@@ -482,6 +497,32 @@ impl Shared {
             kind: OutboundKind::Reply,
             actions: vec![],
         }))
+    }
+
+    /// "connect calendar": a short link, valid ten minutes and bound to this user,
+    /// that starts the OAuth flow (`GET /c/{code}` in the web crate).
+    async fn connect_link(
+        &self,
+        user: UserId,
+        request: &ConnectRequest,
+    ) -> Result<Reply, StoreError> {
+        let reply = |text: String| Reply {
+            text: Some(text),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        };
+        let configured = request
+            .service
+            .parse()
+            .ok()
+            .and_then(|p| self.settings.oauth.get(p));
+        let (Some(_), Some(public_url)) = (configured, self.settings.public_url.as_deref()) else {
+            return Ok(reply(copy::connect_unavailable(request)));
+        };
+        let features: Vec<String> = request.features.iter().map(|f| f.to_string()).collect();
+        let code = vault::create_link(self.store.pool(), user, request.service, &features).await?;
+        let link = format!("{}/c/{code}", public_url.trim_end_matches('/'));
+        Ok(reply(copy::connect_link(request, &link)))
     }
 
     /// "Stop reminding me about laundry" is about one reminder: cancel it when it

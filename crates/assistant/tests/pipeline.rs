@@ -464,3 +464,47 @@ async fn the_pacer_sends_direct_replies_before_reminders_and_nudges() {
     );
     p.stop().await;
 }
+
+#[tokio::test]
+async fn connect_calendar_answers_with_a_short_link_bound_to_the_sender() {
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    let mut p = Pipeline::start().await;
+    let public_url = "https://sidekick.example";
+    let microsoft = OAuthApp::new(Provider::Microsoft.settings(), "client", None, public_url);
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: OAuthApps::default().with(microsoft),
+            ..quick()
+        },
+    );
+    let user = p.user("+15551230141").await;
+    p.text(user, "connect my calendar").await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    let text = &replies[0].1;
+    let code = text
+        .split(&format!("{public_url}/c/"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link in {text:?}"))
+        .trim();
+    assert!(text.contains("your calendar") && text.contains("10 minutes"), "{text}");
+    let link = sidekick_store::vault::find_link(p.store.pool(), code)
+        .await
+        .unwrap()
+        .expect("the link exists");
+    assert_eq!(link.user, user);
+    assert_eq!(link.service, "microsoft");
+    assert_eq!(link.features, vec!["calendar".to_string()]);
+
+    // A service this server has no app for is not offered, and nothing is made.
+    p.text(user, "connect notion").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert!(replies[1].1.contains("can't connect Notion"), "{:?}", replies[1]);
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM connect_links")
+        .fetch_one(p.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, 1);
+    p.stop().await;
+}
