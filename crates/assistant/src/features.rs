@@ -22,7 +22,10 @@ pub async fn enabled_features(store: &Store, user: UserId) -> Result<Vec<Feature
 }
 
 /// [`enabled_features`] over rows already read.
-pub fn features_from(connections: &[Connection], switches: &BTreeMap<String, bool>) -> Vec<Feature> {
+pub fn features_from(
+    connections: &[Connection],
+    switches: &BTreeMap<String, bool>,
+) -> Vec<Feature> {
     Feature::ALL
         .into_iter()
         .filter(|feature| {
@@ -75,7 +78,11 @@ mod tests {
             ConnectionStatus::Connected,
             &["Calendars.ReadWrite", "Mail.ReadWrite"],
         )];
-        let switches = BTreeMap::from([("mail".to_string(), false), ("calendar".to_string(), true)]);
-        assert_eq!(features_from(&connections, &switches), vec![Feature::Calendar]);
+        let switches =
+            BTreeMap::from([("mail".to_string(), false), ("calendar".to_string(), true)]);
+        assert_eq!(
+            features_from(&connections, &switches),
+            vec![Feature::Calendar]
+        );
     }
 }

@@ -227,13 +227,18 @@ impl TokenManager {
         }
         let Some(refresh_token) = credential.refresh_token.clone() else {
             // No refresh token (Notion): a refused token means revoked access.
-            return Err(self.broken(lock.needs_reconnect().await?, user, provider).await);
+            return Err(self
+                .broken(lock.needs_reconnect().await?, user, provider)
+                .await);
         };
         let app = self
             .apps
             .get(provider)
             .ok_or(TokenError::NotConfigured(provider))?;
-        match app.refresh(refresh_token.expose(), &credential.scopes).await {
+        match app
+            .refresh(refresh_token.expose(), &credential.scopes)
+            .await
+        {
             Ok(set) => {
                 lock.store(&new_tokens(&set)).await?;
                 metrics::counter!("sidekick_oauth_refreshes_total", "service" => provider.as_str(), "outcome" => "ok").increment(1);
@@ -241,7 +246,9 @@ impl TokenManager {
             }
             Err(oauth::TokenError::InvalidGrant(_)) => {
                 metrics::counter!("sidekick_oauth_refreshes_total", "service" => provider.as_str(), "outcome" => "invalid_grant").increment(1);
-                Err(self.broken(lock.needs_reconnect().await?, user, provider).await)
+                Err(self
+                    .broken(lock.needs_reconnect().await?, user, provider)
+                    .await)
             }
             Err(oauth::TokenError::Unavailable(reason) | oauth::TokenError::Rejected(reason)) => {
                 metrics::counter!("sidekick_oauth_refreshes_total", "service" => provider.as_str(), "outcome" => "failed").increment(1);

@@ -36,9 +36,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::command::{self, PlanningIntent};
-use sidekick_domain::services_command::{self, ConnectRequest};
 use sidekick_domain::intent::{self, Intent};
 use sidekick_domain::safety::{self, Violation};
+use sidekick_domain::services_command::{self, ConnectRequest};
 use sidekick_domain::{
     sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
     DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,

@@ -488,7 +488,10 @@ async fn connect_calendar_answers_with_a_short_link_bound_to_the_sender() {
         .nth(1)
         .unwrap_or_else(|| panic!("no link in {text:?}"))
         .trim();
-    assert!(text.contains("your calendar") && text.contains("10 minutes"), "{text}");
+    assert!(
+        text.contains("your calendar") && text.contains("10 minutes"),
+        "{text}"
+    );
     let link = sidekick_store::vault::find_link(p.store.pool(), code)
         .await
         .unwrap()
@@ -500,7 +503,11 @@ async fn connect_calendar_answers_with_a_short_link_bound_to_the_sender() {
     // A service this server has no app for is not offered, and nothing is made.
     p.text(user, "connect notion").await;
     let replies = p.wait_replies(user, |r| r.len() >= 2).await;
-    assert!(replies[1].1.contains("can't connect Notion"), "{:?}", replies[1]);
+    assert!(
+        replies[1].1.contains("can't connect Notion"),
+        "{:?}",
+        replies[1]
+    );
     let links: i64 = sqlx::query_scalar("SELECT count(*) FROM connect_links")
         .fetch_one(p.store.pool())
         .await

@@ -37,7 +37,12 @@ impl Harness {
         let db = TestDb::new().await;
         let store = Store::new(db.pool.clone(), MasterKey::generate());
         let fake = FakeOAuthProvider::start(provider, CLIENT_ID, CLIENT_SECRET).await;
-        let app = OAuthApp::new(fake.settings(), CLIENT_ID, Some(CLIENT_SECRET.into()), PUBLIC_URL);
+        let app = OAuthApp::new(
+            fake.settings(),
+            CLIENT_ID,
+            Some(CLIENT_SECRET.into()),
+            PUBLIC_URL,
+        );
         Self {
             db,
             store,
@@ -47,7 +52,10 @@ impl Harness {
     }
 
     fn manager(&self) -> TokenManager {
-        TokenManager::new(self.store.clone(), OAuthApps::default().with(self.app.clone()))
+        TokenManager::new(
+            self.store.clone(),
+            OAuthApps::default().with(self.app.clone()),
+        )
     }
 
     async fn user(&self, phone: &str) -> UserId {
@@ -96,9 +104,14 @@ impl Harness {
 
     async fn connect(&self, user: UserId, features: &[Feature]) -> TokenSet {
         let tokens = self.authorize(features).await;
-        vault::save_connection(&self.store, user, self.app.provider().as_str(), &new(&tokens))
-            .await
-            .unwrap();
+        vault::save_connection(
+            &self.store,
+            user,
+            self.app.provider().as_str(),
+            &new(&tokens),
+        )
+        .await
+        .unwrap();
         self.store
             .execute_account(
                 user,
@@ -182,16 +195,28 @@ async fn a_fresh_token_is_used_as_is_and_an_expiring_one_is_refreshed_and_rotate
     let issued = h.connect(user, &[Feature::Calendar]).await;
     let manager = h.manager();
 
-    let token = manager.access_token(user, Provider::Microsoft).await.unwrap();
+    let token = manager
+        .access_token(user, Provider::Microsoft)
+        .await
+        .unwrap();
     assert_eq!(token, issued.access_token);
     assert_eq!(h.fake.refresh_hits(), 0);
 
     h.expire(user).await;
-    let before = vault::load(&h.store, user, "microsoft").await.unwrap().unwrap();
-    let fresh = manager.access_token(user, Provider::Microsoft).await.unwrap();
+    let before = vault::load(&h.store, user, "microsoft")
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = manager
+        .access_token(user, Provider::Microsoft)
+        .await
+        .unwrap();
     assert_ne!(fresh, issued.access_token);
     assert_eq!(h.fake.refresh_hits(), 1);
-    let after = vault::load(&h.store, user, "microsoft").await.unwrap().unwrap();
+    let after = vault::load(&h.store, user, "microsoft")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(after.access_token.expose(), fresh.secret());
     assert_ne!(
         after.refresh_token, before.refresh_token,
@@ -201,7 +226,10 @@ async fn a_fresh_token_is_used_as_is_and_an_expiring_one_is_refreshed_and_rotate
     assert!(after.expires_at.unwrap() > chrono::Utc::now());
     // The rotated token works for the next refresh (the old one is dead at the fake).
     h.expire(user).await;
-    manager.access_token(user, Provider::Microsoft).await.unwrap();
+    manager
+        .access_token(user, Provider::Microsoft)
+        .await
+        .unwrap();
     assert_eq!(h.fake.refresh_hits(), 2);
     h.cleanup().await;
 }
@@ -228,7 +256,9 @@ async fn a_refused_token_is_refreshed_once_and_the_call_retried() {
 
     // A second refusal after the refresh is returned, not looped on.
     let outcome: Result<(), CallError<Refused>> = manager
-        .call(user, Provider::Microsoft, |_token| async { Err(Refused(401)) })
+        .call(user, Provider::Microsoft, |_token| async {
+            Err(Refused(401))
+        })
         .await;
     assert!(matches!(outcome, Err(CallError::Service(Refused(401)))));
     assert_eq!(h.fake.refresh_hits(), 2);
@@ -245,12 +275,14 @@ async fn concurrent_refreshes_collapse_into_one_in_a_process_and_across_processe
 
     h.expire(user).await;
     let manager = h.manager();
-    let tokens: Vec<_> = futures::future::join_all(
-        (0..8).map(|_| manager.access_token(user, Provider::Microsoft)),
-    )
-    .await;
+    let tokens: Vec<_> =
+        futures::future::join_all((0..8).map(|_| manager.access_token(user, Provider::Microsoft)))
+            .await;
     let tokens: Vec<AccessToken> = tokens.into_iter().map(|t| t.unwrap()).collect();
-    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "everyone got the one fresh token");
+    assert!(
+        tokens.windows(2).all(|w| w[0] == w[1]),
+        "everyone got the one fresh token"
+    );
     assert_eq!(h.fake.refresh_hits(), 1);
 
     // Two managers stand for two processes: only the row lock is shared.
@@ -263,7 +295,11 @@ async fn concurrent_refreshes_collapse_into_one_in_a_process_and_across_processe
     assert_eq!(x.unwrap(), y.unwrap());
     assert_eq!(h.fake.refresh_hits(), 2, "one more refresh, not two");
     assert_eq!(
-        vault::load(&h.store, user, "microsoft").await.unwrap().unwrap().status,
+        vault::load(&h.store, user, "microsoft")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         ConnectionStatus::Connected,
         "no racing refresh burnt the rotated token"
     );
@@ -304,12 +340,17 @@ async fn invalid_grant_marks_the_connection_and_texts_the_user_exactly_once() {
     h.fake.revoke_consent();
     h.expire(user).await;
     let manager = h.manager();
-    let outcomes = futures::future::join_all(
-        (0..4).map(|_| manager.access_token(user, Provider::Microsoft)),
-    )
-    .await;
+    let outcomes =
+        futures::future::join_all((0..4).map(|_| manager.access_token(user, Provider::Microsoft)))
+            .await;
     for outcome in outcomes {
-        assert!(matches!(outcome, Err(TokenError::NeedsReconnect(Provider::Microsoft))), "{outcome:?}");
+        assert!(
+            matches!(
+                outcome,
+                Err(TokenError::NeedsReconnect(Provider::Microsoft))
+            ),
+            "{outcome:?}"
+        );
     }
     // Later callers learn it from the vault without asking the provider.
     let hits = h.fake.refresh_hits();
@@ -321,7 +362,13 @@ async fn invalid_grant_marks_the_connection_and_texts_the_user_exactly_once() {
     assert_eq!(hits, 1, "the refresh was tried once");
 
     let types = h.event_types(user).await;
-    assert_eq!(types.iter().filter(|t| *t == "ServiceNeedsReconnect").count(), 1);
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "ServiceNeedsReconnect")
+            .count(),
+        1
+    );
     assert_eq!(
         types.iter().filter(|t| *t == "ReplyQueued").count(),
         texts_before + 1,
@@ -337,11 +384,18 @@ async fn invalid_grant_marks_the_connection_and_texts_the_user_exactly_once() {
     let sealed: sidekick_domain::SealedText =
         serde_json::from_value(reply.payload["ReplyQueued"]["body"].clone()).unwrap();
     let text = key.open(&sealed).unwrap();
-    assert!(text.contains("Microsoft") && text.contains("connect calendar"), "{text}");
+    assert!(
+        text.contains("Microsoft") && text.contains("connect calendar"),
+        "{text}"
+    );
     assert_eq!(reply.payload["ReplyQueued"]["kind"], "nudge");
 
     assert_eq!(
-        vault::load(&h.store, user, "microsoft").await.unwrap().unwrap().status,
+        vault::load(&h.store, user, "microsoft")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         ConnectionStatus::NeedsReconnect
     );
     assert_eq!(
@@ -369,11 +423,17 @@ async fn a_refused_notion_token_cannot_be_refreshed_and_needs_reconnect() {
         .await;
     assert!(matches!(
         outcome,
-        Err(CallError::Token(TokenError::NeedsReconnect(Provider::Notion)))
+        Err(CallError::Token(TokenError::NeedsReconnect(
+            Provider::Notion
+        )))
     ));
     assert_eq!(h.fake.refresh_hits(), 0, "Notion has no refresh grant");
     assert_eq!(
-        h.event_types(user).await.iter().filter(|t| *t == "ServiceNeedsReconnect").count(),
+        h.event_types(user)
+            .await
+            .iter()
+            .filter(|t| *t == "ServiceNeedsReconnect")
+            .count(),
         1
     );
     h.cleanup().await;
@@ -401,10 +461,17 @@ async fn features_unlock_only_for_connected_services_with_scope_and_switched_on(
         enabled_features(&h.store, other).await.unwrap().is_empty(),
         "another user's connection unlocks nothing"
     );
-    vault::set_feature(h.store.pool(), user, "calendar", false).await.unwrap();
+    vault::set_feature(h.store.pool(), user, "calendar", false)
+        .await
+        .unwrap();
     assert!(enabled_features(&h.store, user).await.unwrap().is_empty());
-    vault::set_feature(h.store.pool(), user, "calendar", true).await.unwrap();
-    assert_eq!(enabled_features(&h.store, user).await.unwrap(), vec![Feature::Calendar]);
+    vault::set_feature(h.store.pool(), user, "calendar", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        enabled_features(&h.store, user).await.unwrap(),
+        vec![Feature::Calendar]
+    );
     h.cleanup().await;
 }
 
@@ -437,7 +504,9 @@ async fn a_sealed_token_moved_to_another_users_or_services_row_does_not_open() {
     .unwrap()
     .into_iter()
     .collect();
-    assert!(stored.values().all(|v| v.starts_with("v1.") && !v.contains("bobs-token")));
+    assert!(stored
+        .values()
+        .all(|v| v.starts_with("v1.") && !v.contains("bobs-token")));
 
     // Alice's ciphertext copied into Bob's row (an attacker with SQL access).
     sqlx::query(
@@ -465,15 +534,21 @@ async fn a_sealed_token_moved_to_another_users_or_services_row_does_not_open() {
         vault::load(&h.store, alice, "notion").await,
         Err(StoreError::Sealed(_))
     ));
-    assert!(vault::load(&h.store, alice, "microsoft").await.unwrap().is_some());
+    assert!(vault::load(&h.store, alice, "microsoft")
+        .await
+        .unwrap()
+        .is_some());
 
     // Row-level security: acting as Bob shows none of Alice's rows.
-    let mut tx = sidekick_store::scoped::begin_as(h.store.pool(), bob).await.unwrap();
-    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM oauth_credentials WHERE user_id = $1")
-        .bind(alice.as_uuid())
-        .fetch_one(&mut *tx)
+    let mut tx = sidekick_store::scoped::begin_as(h.store.pool(), bob)
         .await
         .unwrap();
+    let visible: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM oauth_credentials WHERE user_id = $1")
+            .bind(alice.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
     assert_eq!(visible, 0);
     drop(tx);
 
@@ -481,7 +556,10 @@ async fn a_sealed_token_moved_to_another_users_or_services_row_does_not_open() {
     let mut tx = h.store.pool().begin().await.unwrap();
     vault::purge_user(&mut tx, alice).await.unwrap();
     tx.commit().await.unwrap();
-    assert!(vault::load(&h.store, alice, "microsoft").await.unwrap().is_none());
+    assert!(vault::load(&h.store, alice, "microsoft")
+        .await
+        .unwrap()
+        .is_none());
     let bobs: i64 = sqlx::query_scalar("SELECT count(*) FROM oauth_credentials WHERE user_id = $1")
         .bind(bob.as_uuid())
         .fetch_one(h.store.pool())

@@ -96,8 +96,14 @@ pub enum AccountCommand {
     },
     /// The provider refused the service's refresh token or the user revoked
     /// consent: the user has to connect again.
-    RecordServiceNeedsReconnect { service: String, at: DateTime<Utc> },
-    RecordServiceDisconnected { service: String, at: DateTime<Utc> },
+    RecordServiceNeedsReconnect {
+        service: String,
+        at: DateTime<Utc>,
+    },
+    RecordServiceDisconnected {
+        service: String,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -155,9 +161,15 @@ pub enum AccountEvent {
     },
     /// The service stopped accepting our tokens; its features are off until the
     /// user connects again.
-    ServiceNeedsReconnect { service: String, at: DateTime<Utc> },
+    ServiceNeedsReconnect {
+        service: String,
+        at: DateTime<Utc>,
+    },
     /// The user disconnected the service; its tokens were deleted.
-    ServiceDisconnected { service: String, at: DateTime<Utc> },
+    ServiceDisconnected {
+        service: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {

@@ -38,7 +38,10 @@ const NAMES: &[(&str, &str, Option<&str>)] = &[
 ];
 
 const VERBS: &[&str] = &["connect", "reconnect", "link", "relink", "hook"];
-const FILLER: &[&str] = &["please", "pls", "can", "you", "i", "want", "to", "up", "my", "the", "a", "account", "sidekick", "hey"];
+const FILLER: &[&str] = &[
+    "please", "pls", "can", "you", "i", "want", "to", "up", "my", "the", "a", "account",
+    "sidekick", "hey",
+];
 
 /// The service a text asks to connect, if it is such a request.
 ///
@@ -96,9 +99,18 @@ mod tests {
 
     #[test]
     fn connect_phrases_name_a_service_and_features() {
-        assert_eq!(parse("connect calendar"), connect("microsoft", &["calendar"]));
-        assert_eq!(parse("Connect my calendar!"), connect("microsoft", &["calendar"]));
-        assert_eq!(parse("please reconnect email"), connect("microsoft", &["mail"]));
+        assert_eq!(
+            parse("connect calendar"),
+            connect("microsoft", &["calendar"])
+        );
+        assert_eq!(
+            parse("Connect my calendar!"),
+            connect("microsoft", &["calendar"])
+        );
+        assert_eq!(
+            parse("please reconnect email"),
+            connect("microsoft", &["mail"])
+        );
         assert_eq!(
             parse("connect calendar and email"),
             connect("microsoft", &["calendar", "mail"])

@@ -148,7 +148,8 @@ type Row = (
     i64,
 );
 
-const COLUMNS: &str = "service, access_sealed, refresh_sealed, expires_at, scopes, label_sealed, status, version";
+const COLUMNS: &str =
+    "service, access_sealed, refresh_sealed, expires_at, scopes, label_sealed, status, version";
 
 fn credential(key: &DataKey, row: Row) -> Result<Credential> {
     let (service, access, refresh, expires_at, scopes, label, status, version) = row;
@@ -308,7 +309,8 @@ impl RefreshLock {
     /// Marks the connection as needing a reconnect and commits. `true` if it was
     /// connected until now: the caller tells the user, once.
     pub async fn needs_reconnect(mut self) -> Result<bool> {
-        let changed = set_needs_reconnect(&mut self.tx, self.user, &self.credential.service).await?;
+        let changed =
+            set_needs_reconnect(&mut self.tx, self.user, &self.credential.service).await?;
         self.tx.commit().await?;
         Ok(changed)
     }
@@ -368,7 +370,8 @@ pub async fn connections(store: &Store, user: UserId) -> Result<Vec<Connection>>
     rows.into_iter()
         .map(|(service, status, scopes, label)| {
             Ok(Connection {
-                account_label: label.and_then(|l| open(&key, &service, "label", &l).ok().map(|s| s.0)),
+                account_label: label
+                    .and_then(|l| open(&key, &service, "label", &l).ok().map(|s| s.0)),
                 status: ConnectionStatus::parse(&status)?,
                 scopes,
                 service,
@@ -491,6 +494,9 @@ pub enum StateRefusal {
     WrongService,
 }
 
+/// An `oauth_states` row: user, service, sealed verifier, features, expiry.
+type StateRow = (uuid::Uuid, String, String, Vec<String>, DateTime<Utc>);
+
 /// Takes (deletes) the authorization attempt with `state`, for `service`: a
 /// state works once, whatever the outcome.
 pub async fn take_authorization(
@@ -498,7 +504,7 @@ pub async fn take_authorization(
     service: &str,
     state: &str,
 ) -> Result<std::result::Result<PendingAuthorization, StateRefusal>> {
-    let row: Option<(uuid::Uuid, String, String, Vec<String>, DateTime<Utc>)> = sqlx::query_as(
+    let row: Option<StateRow> = sqlx::query_as(
         "DELETE FROM oauth_states WHERE state_hash = $1 \
          RETURNING user_id, service, verifier_sealed, features, expires_at",
     )

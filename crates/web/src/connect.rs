@@ -56,12 +56,10 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The `/api` part, nested by `api::routes`.
 pub(crate) fn api_routes() -> Router<AppState> {
-    Router::new()
-        .route("/connections", get(list))
-        .route(
-            "/connections/{service}/features",
-            axum::routing::patch(switch_features),
-        )
+    Router::new().route("/connections", get(list)).route(
+        "/connections/{service}/features",
+        axum::routing::patch(switch_features),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -83,7 +81,9 @@ fn requested_features(provider: Provider, param: Option<&str>) -> Result<Vec<Fea
     }
     let mut features = Vec::new();
     for name in param.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let feature: Feature = name.parse().map_err(|_| format!("unknown feature {name:?}"))?;
+        let feature: Feature = name
+            .parse()
+            .map_err(|_| format!("unknown feature {name:?}"))?;
         if feature.provider() != provider {
             return Err(format!("{name} is not part of {provider}"));
         }
@@ -101,7 +101,11 @@ async fn connect(
     Query(query): Query<ConnectQuery>,
 ) -> Response {
     let Ok(provider) = service.parse::<Provider>() else {
-        return page(StatusCode::NOT_FOUND, "Not found", "There is nothing to connect here.");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing to connect here.",
+        );
     };
     match requested_features(provider, query.features.as_deref()) {
         Ok(features) => start(&state, user, provider, &features).await,
@@ -158,7 +162,12 @@ fn cookie_name(provider: Provider) -> String {
 }
 
 /// Records the attempt and sends the browser to the provider.
-async fn start(state: &AppState, user: UserId, provider: Provider, features: &[Feature]) -> Response {
+async fn start(
+    state: &AppState,
+    user: UserId,
+    provider: Provider,
+    features: &[Feature],
+) -> Response {
     let Some(app) = state.oauth.get(provider) else {
         return unavailable(provider);
     };
@@ -243,7 +252,11 @@ async fn callback(
     headers: HeaderMap,
 ) -> Response {
     let Ok(provider) = service.parse::<Provider>() else {
-        return page(StatusCode::NOT_FOUND, "Not found", "There is nothing to connect here.");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing to connect here.",
+        );
     };
     let mut response = finish(&state, provider, query, &headers).await;
     // The cookie has done its job whatever happened.
@@ -264,18 +277,28 @@ async fn finish(
 ) -> Response {
     let name = display_name(provider);
     let Some(oauth_state) = query.state.filter(|s| !s.is_empty() && s.len() <= 256) else {
-        return start_again(provider, "This link is missing a piece, so nothing was connected.");
+        return start_again(
+            provider,
+            "This link is missing a piece, so nothing was connected.",
+        );
     };
-    let pending = match vault::take_authorization(&state.store, provider.as_str(), &oauth_state).await {
-        Ok(Ok(pending)) => pending,
-        Ok(Err(StateRefusal::Expired)) => {
-            return start_again(provider, "That took longer than 10 minutes, so nothing was connected.")
-        }
-        Ok(Err(StateRefusal::Unknown | StateRefusal::WrongService)) => {
-            return start_again(provider, "This link was already used or is not valid, so nothing was connected.")
-        }
-        Err(error) => return store_failure(&error),
-    };
+    let pending =
+        match vault::take_authorization(&state.store, provider.as_str(), &oauth_state).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(StateRefusal::Expired)) => {
+                return start_again(
+                    provider,
+                    "That took longer than 10 minutes, so nothing was connected.",
+                )
+            }
+            Ok(Err(StateRefusal::Unknown | StateRefusal::WrongService)) => {
+                return start_again(
+                    provider,
+                    "This link was already used or is not valid, so nothing was connected.",
+                )
+            }
+            Err(error) => return store_failure(&error),
+        };
     if cookie_value(headers, &cookie_name(provider)).as_deref() != Some(oauth_state.as_str()) {
         tracing::info!(user_id = %pending.user, service = %provider, "oauth callback from another browser refused");
         return start_again(provider, "This finished in a different browser from the one it started in, so nothing was connected.");
@@ -285,19 +308,31 @@ async fn finish(
         let text = if error == "access_denied" {
             format!("No problem: {name} was not connected. You can connect it any time.")
         } else {
-            format!("{name} did not finish connecting, so nothing changed. You can try again any time.")
+            format!(
+                "{name} did not finish connecting, so nothing changed. You can try again any time."
+            )
         };
         return page(StatusCode::OK, "Nothing was connected", &text);
     }
     let Some(code) = query.code.filter(|c| !c.is_empty() && c.len() <= 2048) else {
-        return start_again(provider, "This link is missing a piece, so nothing was connected.");
+        return start_again(
+            provider,
+            "This link is missing a piece, so nothing was connected.",
+        );
     };
     let Some(app) = state.oauth.get(provider) else {
         return unavailable(provider);
     };
-    let features: Vec<Feature> = pending.features.iter().filter_map(|f| f.parse().ok()).collect();
+    let features: Vec<Feature> = pending
+        .features
+        .iter()
+        .filter_map(|f| f.parse().ok())
+        .collect();
     let requested = app.settings.scopes_for(&features);
-    let tokens = match app.exchange_code(&code, pending.verifier.expose(), &requested).await {
+    let tokens = match app
+        .exchange_code(&code, pending.verifier.expose(), &requested)
+        .await
+    {
         Ok(tokens) => tokens,
         Err(error) => {
             tracing::warn!(%error, user_id = %pending.user, service = %provider, "oauth code exchange failed");
@@ -622,7 +657,10 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
     (
         status,
         [
-            (CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
@@ -653,8 +691,14 @@ mod tests {
     #[test]
     fn cookies_are_found_by_name() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("a=1; sidekick_oauth_google=xyz"));
-        assert_eq!(cookie_value(&headers, "sidekick_oauth_google").as_deref(), Some("xyz"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; sidekick_oauth_google=xyz"),
+        );
+        assert_eq!(
+            cookie_value(&headers, "sidekick_oauth_google").as_deref(),
+            Some("xyz")
+        );
         assert_eq!(cookie_value(&headers, "sidekick_oauth_notion"), None);
     }
 

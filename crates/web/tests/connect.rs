@@ -23,7 +23,12 @@ async fn app_with(fakes: &[&FakeOAuthProvider]) -> TestApp {
     let settings: Vec<_> = fakes.iter().map(|f| f.settings()).collect();
     TestApp::spawn_with_oauth(|public_url| {
         settings.into_iter().fold(OAuthApps::default(), |apps, s| {
-            apps.with(OAuthApp::new(s, CLIENT_ID, Some(CLIENT_SECRET.into()), public_url))
+            apps.with(OAuthApp::new(
+                s,
+                CLIENT_ID,
+                Some(CLIENT_SECRET.into()),
+                public_url,
+            ))
         })
     })
     .await
@@ -112,7 +117,10 @@ async fn the_full_connect_flow_stores_tokens_sealed_and_records_the_connection()
         query["redirect_uri"],
         format!("{}/oauth/microsoft/callback", app.base_url)
     );
-    assert_eq!(query["scope"], "offline_access User.Read Calendars.ReadWrite");
+    assert_eq!(
+        query["scope"],
+        "offline_access User.Read Calendars.ReadWrite"
+    );
     assert!(started.cookie.starts_with("sidekick_oauth_microsoft="));
     // Only a hash of the state is kept.
     let stored: Vec<String> = sqlx::query_scalar("SELECT state_hash FROM oauth_states")
@@ -136,7 +144,10 @@ async fn the_full_connect_flow_stores_tokens_sealed_and_records_the_connection()
 
     // The token exchange proved PKCE and authenticated the client (the fake checks both).
     assert_eq!(fake.token_hits(), 1);
-    let credential = vault::load(&app.store, user, "microsoft").await.unwrap().unwrap();
+    let credential = vault::load(&app.store, user, "microsoft")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(credential.status, ConnectionStatus::Connected);
     assert!(credential.access_token.expose().starts_with("at-"));
     assert!(credential.refresh_token.is_some());
@@ -152,10 +163,16 @@ async fn the_full_connect_flow_stores_tokens_sealed_and_records_the_connection()
         .iter()
         .find(|e| e.event_type == "ServiceConnected")
         .expect("ServiceConnected");
-    assert_eq!(connected.payload["ServiceConnected"]["service"], "microsoft");
+    assert_eq!(
+        connected.payload["ServiceConnected"]["service"],
+        "microsoft"
+    );
     for event in &events {
         let json = event.payload.to_string();
-        assert!(!json.contains(credential.access_token.expose()), "no token in events");
+        assert!(
+            !json.contains(credential.access_token.expose()),
+            "no token in events"
+        );
         assert!(!json.contains(credential.refresh_token.as_ref().unwrap().expose()));
     }
 
@@ -170,7 +187,12 @@ async fn the_full_connect_flow_stores_tokens_sealed_and_records_the_connection()
     assert_eq!(all["notion"]["status"], "unavailable");
 
     // Incremental consent: asking for mail later widens the grant.
-    let started = start(&app, "/connect/microsoft?features=mail,calendar", Some(&token)).await;
+    let started = start(
+        &app,
+        "/connect/microsoft?features=mail,calendar",
+        Some(&token),
+    )
+    .await;
     assert!(query_of(&started.authorize_url)["scope"].contains("Mail.ReadWrite"));
     let callback = fake.consent(&started.authorize_url).await;
     assert_eq!(follow(&callback, Some(&started.cookie)).await.status(), 200);
@@ -193,7 +215,9 @@ async fn replayed_expired_declined_or_foreign_callbacks_change_nothing() {
     assert_eq!(query_of(&callback)["error"], "access_denied");
     let response = follow(&callback, Some(&started.cookie)).await;
     assert_eq!(response.status(), 200);
-    assert!(body_text(response).await.contains("Google was not connected"));
+    assert!(body_text(response)
+        .await
+        .contains("Google was not connected"));
     fake.decline_consent(false);
 
     // A callback without the browser cookie (another browser): refused, and the
@@ -220,25 +244,43 @@ async fn replayed_expired_declined_or_foreign_callbacks_change_nothing() {
     let forged = format!("{}/oauth/google/callback?code=x&state=forged", app.base_url);
     let response = follow(&forged, Some("sidekick_oauth_google=forged")).await;
     assert_eq!(response.status(), 400);
-    assert!(body_text(response).await.contains("already used or is not valid"));
+    assert!(body_text(response)
+        .await
+        .contains("already used or is not valid"));
 
     assert_eq!(fake.token_hits(), 0, "no code was ever exchanged");
-    assert!(vault::load(&app.store, user, "google").await.unwrap().is_none());
-    assert!(!app.event_types(user).await.iter().any(|t| t.starts_with("Service")));
+    assert!(vault::load(&app.store, user, "google")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!app
+        .event_types(user)
+        .await
+        .iter()
+        .any(|t| t.starts_with("Service")));
 
     // A good flow, then its callback replayed: the second use is refused.
     let started = start(&app, "/connect/google", Some(&token)).await;
     let callback = fake.consent(&started.authorize_url).await;
     let response = follow(&callback, Some(&started.cookie)).await;
     assert_eq!(response.status(), 200);
-    let credential = vault::load(&app.store, user, "google").await.unwrap().unwrap();
+    let credential = vault::load(&app.store, user, "google")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(credential.account_label.as_deref(), Some("sam@example.com"));
     let response = follow(&callback, Some(&started.cookie)).await;
     assert_eq!(response.status(), 400);
     assert!(body_text(response).await.contains("already used"));
     assert_eq!(fake.token_hits(), 1);
-    let after = vault::load(&app.store, user, "google").await.unwrap().unwrap();
-    assert_eq!(after.version, credential.version, "the replay changed nothing");
+    let after = vault::load(&app.store, user, "google")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.version, credential.version,
+        "the replay changed nothing"
+    );
     app.cleanup().await;
     fake.stop().await;
 }
@@ -288,13 +330,20 @@ async fn a_texted_link_starts_the_flow_for_its_user_for_ten_minutes() {
     let started = start(&app, &format!("/c/{code}"), None).await;
     let callback = fake.consent(&started.authorize_url).await;
     assert_eq!(follow(&callback, Some(&started.cookie)).await.status(), 200);
-    assert_eq!(connections(&app, &token).await["microsoft"]["status"], "connected");
+    assert_eq!(
+        connections(&app, &token).await["microsoft"]["status"],
+        "connected"
+    );
 
     sqlx::query("UPDATE connect_links SET expires_at = now() - interval '1 second'")
         .execute(app.pool())
         .await
         .unwrap();
-    let response = no_redirects().get(app.url(&format!("/c/{code}"))).send().await.unwrap();
+    let response = no_redirects()
+        .get(app.url(&format!("/c/{code}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     assert!(body_text(response).await.contains("run out"));
     let response = no_redirects().get(app.url("/c/nope")).send().await.unwrap();
@@ -321,22 +370,42 @@ async fn disconnect_deletes_the_tokens_and_revokes_them_at_the_provider() {
         .into_iter()
         .find(|r| r.path.ends_with("/token"))
         .unwrap();
-    assert!(exchange.header("authorization").unwrap().starts_with("Basic "));
+    assert!(exchange
+        .header("authorization")
+        .unwrap()
+        .starts_with("Basic "));
     assert_eq!(exchange.json().unwrap()["grant_type"], "authorization_code");
-    let credential = vault::load(&app.store, user, "notion").await.unwrap().unwrap();
+    let credential = vault::load(&app.store, user, "notion")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(credential.account_label.as_deref(), Some("Sam's Workspace"));
     assert!(credential.refresh_token.is_none() && credential.expires_at.is_none());
 
     // Another user sees nothing of it, and their disconnect touches nothing.
-    assert_eq!(connections(&app, &other_token).await["notion"]["status"], "disconnected");
+    assert_eq!(
+        connections(&app, &other_token).await["notion"]["status"],
+        "disconnected"
+    );
     let response = app
-        .post_json("/connect/notion/disconnect", &other_token, &serde_json::json!({}))
+        .post_json(
+            "/connect/notion/disconnect",
+            &other_token,
+            &serde_json::json!({}),
+        )
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(body_json(response).await["revoked"], false);
     assert!(fake.revoked().is_empty());
-    assert!(vault::load(&app.store, user, "notion").await.unwrap().is_some());
-    assert!(!app.event_types(other).await.iter().any(|t| t.starts_with("Service")));
+    assert!(vault::load(&app.store, user, "notion")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!app
+        .event_types(other)
+        .await
+        .iter()
+        .any(|t| t.starts_with("Service")));
 
     let response = app
         .post_json("/connect/notion/disconnect", &token, &serde_json::json!({}))
@@ -345,10 +414,22 @@ async fn disconnect_deletes_the_tokens_and_revokes_them_at_the_provider() {
     let body = body_json(response).await;
     assert_eq!(body["status"], "disconnected");
     assert_eq!(body["revoked"], true);
-    assert_eq!(fake.revoked(), vec![credential.access_token.expose().to_string()]);
-    assert!(vault::load(&app.store, user, "notion").await.unwrap().is_none());
-    assert!(app.event_types(user).await.contains(&"ServiceDisconnected".to_string()));
-    assert_eq!(connections(&app, &token).await["notion"]["status"], "disconnected");
+    assert_eq!(
+        fake.revoked(),
+        vec![credential.access_token.expose().to_string()]
+    );
+    assert!(vault::load(&app.store, user, "notion")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app
+        .event_types(user)
+        .await
+        .contains(&"ServiceDisconnected".to_string()));
+    assert_eq!(
+        connections(&app, &token).await["notion"]["status"],
+        "disconnected"
+    );
     assert_eq!(
         app.post_json("/connect/yahoo/disconnect", &token, &serde_json::json!({}))
             .await
@@ -395,7 +476,9 @@ async fn features_can_be_switched_off_one_by_one() {
     .await
     .unwrap();
     assert_eq!(wrong.status(), 422);
-    let malformed = patch(serde_json::json!({"nope": 1}), "microsoft").await.unwrap();
+    let malformed = patch(serde_json::json!({"nope": 1}), "microsoft")
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
     let unknown = patch(
         serde_json::json!({"features": [{"name": "mail", "enabled": true}]}),

@@ -131,7 +131,10 @@ impl fmt::Debug for OAuthApp {
         f.debug_struct("OAuthApp")
             .field("provider", &self.settings.provider)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<set>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<set>"),
+            )
             .field("redirect_uri", &self.redirect_uri)
             .finish()
     }
@@ -254,7 +257,9 @@ impl OAuthApp {
         if status.is_success() {
             Ok(true)
         } else if status.is_server_error() || status.as_u16() == 429 {
-            Err(TokenError::Unavailable(format!("revocation answered {status}")))
+            Err(TokenError::Unavailable(format!(
+                "revocation answered {status}"
+            )))
         } else {
             // 400 from Google means the token was already invalid: nothing to revoke.
             Ok(status.as_u16() == 400)
@@ -380,11 +385,9 @@ fn token_set(response: &TokenResponse, requested: &[&str], old_refresh: Option<&
             .refresh_token()
             .map(|t| t.secret().clone())
             .or_else(|| old_refresh.map(str::to_string)),
-        expires_at: response.expires_in().and_then(|d| {
-            chrono::Duration::from_std(d)
-                .ok()
-                .map(|d| Utc::now() + d)
-        }),
+        expires_at: response
+            .expires_in()
+            .and_then(|d| chrono::Duration::from_std(d).ok().map(|d| Utc::now() + d)),
         scopes,
         account_label: label,
     }

@@ -139,9 +139,15 @@ impl FakeOAuthProvider {
         let prefix = self.shared.config.provider.env_prefix();
         let base = self.base_url();
         vec![
-            (format!("{prefix}_AUTH_URL"), format!("{base}{AUTHORIZE_PATH}")),
+            (
+                format!("{prefix}_AUTH_URL"),
+                format!("{base}{AUTHORIZE_PATH}"),
+            ),
             (format!("{prefix}_TOKEN_URL"), format!("{base}{TOKEN_PATH}")),
-            (format!("{prefix}_REVOKE_URL"), format!("{base}{REVOKE_PATH}")),
+            (
+                format!("{prefix}_REVOKE_URL"),
+                format!("{base}{REVOKE_PATH}"),
+            ),
             (format!("{prefix}_API_BASE"), base),
         ]
     }
@@ -302,7 +308,8 @@ fn client_authenticated(
 ) -> bool {
     match config.settings.token_client_auth {
         ClientAuth::BasicAuth => {
-            let expected = STANDARD.encode(format!("{}:{}", config.client_id, config.client_secret));
+            let expected =
+                STANDARD.encode(format!("{}:{}", config.client_id, config.client_secret));
             headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
@@ -315,7 +322,11 @@ fn client_authenticated(
     }
 }
 
-async fn token(State(shared): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn token(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let config = Arc::clone(&shared.config);
     let fields = fields(&config.settings, &body);
     let refreshing = fields.get("grant_type").map(String::as_str) == Some("refresh_token");

@@ -69,10 +69,7 @@ impl OAuthApps {
     /// Reads `<PROVIDER>_CLIENT_ID`, `_CLIENT_SECRET` and the endpoint overrides
     /// through `lookup` (the process environment in the binary). A provider
     /// without a client id is left out.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-        public_url: &str,
-    ) -> Result<Self> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, public_url: &str) -> Result<Self> {
         let mut apps = Self::default();
         for provider in Provider::ALL {
             let prefix = provider.env_prefix();
