@@ -38,7 +38,7 @@ use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::command::{self, PlanningIntent};
 use sidekick_domain::intent::{self, Intent};
 use sidekick_domain::safety::{self, Violation};
-use sidekick_domain::services_command::{self, ConnectRequest};
+use sidekick_domain::services_command::{self, ConnectRequest, ServiceQuery};
 use sidekick_domain::{
     sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
     DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
@@ -50,6 +50,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::calendar::CalendarAccess;
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::offline::{self, OfflineEngine};
@@ -76,6 +77,9 @@ pub struct TurnSettings {
     pub public_url: Option<String>,
     /// The OAuth apps configured here: a service without one cannot be connected.
     pub oauth: OAuthApps,
+    /// Answers "today's meetings" from the user's connected calendar; `None`
+    /// leaves such texts to the planner and the model.
+    pub calendar: Option<CalendarAccess>,
 }
 
 impl Default for TurnSettings {
@@ -88,6 +92,7 @@ impl Default for TurnSettings {
             support_url: None,
             public_url: None,
             oauth: OAuthApps::default(),
+            calendar: None,
         }
     }
 }
@@ -203,7 +208,7 @@ fn looks_complete(text: &str, onboarding: bool) -> bool {
 /// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
 /// "remind me" alone is a fragment: the rest ("to call mom", "at 5") often follows.
 fn is_whole_command(text: &str) -> bool {
-    if services_command::parse(text).is_some() {
+    if services_command::parse(text).is_some() || services_command::query(text).is_some() {
         return true;
     }
     match command::parse(text, chrono::Utc::now(), chrono_tz::UTC) {
@@ -487,6 +492,9 @@ impl Shared {
         if let Some(request) = services_command::parse(&turn.text()) {
             return self.connect_link(turn.user, &request).await.map(Some);
         }
+        if let Some(reply) = self.ask_service(turn, account).await? {
+            return Ok(Some(reply));
+        }
         let desk = self.desk(turn, account, key, meta);
         let intent = command::parse(&turn.text(), desk.now, account.timezone.tz());
         if intent == PlanningIntent::Unknown {
@@ -523,6 +531,37 @@ impl Shared {
         let code = vault::create_link(self.store.pool(), user, request.service, &features).await?;
         let link = format!("{}/c/{code}", public_url.trim_end_matches('/'));
         Ok(reply(copy::connect_link(request, &link)))
+    }
+
+    /// "today's meetings" and other questions a connected service answers.
+    async fn ask_service(
+        &self,
+        turn: &Turn,
+        account: &Account,
+    ) -> Result<Option<Reply>, StoreError> {
+        let (Some(query), Some(calendar)) = (
+            services_command::query(&turn.text()),
+            self.settings.calendar.as_ref(),
+        ) else {
+            return Ok(None);
+        };
+        let text = match query {
+            ServiceQuery::TodaysMeetings => {
+                calendar
+                    .todays_meetings(
+                        &self.store,
+                        turn.user,
+                        account.timezone,
+                        chrono::Utc::now(),
+                    )
+                    .await?
+            }
+        };
+        Ok(Some(Reply {
+            text: Some(text),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        }))
     }
 
     /// "Stop reminding me about laundry" is about one reminder: cancel it when it

@@ -515,3 +515,93 @@ async fn connect_calendar_answers_with_a_short_link_bound_to_the_sender() {
     assert_eq!(links, 1);
     p.stop().await;
 }
+
+#[tokio::test]
+async fn todays_meetings_come_from_the_connected_calendar_and_only_when_enabled() {
+    use sidekick_assistant::calendar::CalendarAccess;
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_integrations::graph::{FakeEvent, FakeGraph, GraphClient};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let graph = FakeGraph::start().await;
+    let public_url = "https://sidekick.example";
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Microsoft.settings(),
+        "client",
+        None,
+        public_url,
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: apps.clone(),
+            calendar: Some(CalendarAccess {
+                tokens: TokenManager::new(p.store.clone(), apps),
+                graph: GraphClient::new(graph.config()).unwrap(),
+                public_url: public_url.into(),
+            }),
+            ..quick()
+        },
+    );
+    let now = chrono::Utc::now();
+    // Started a minute ago and still on: inside "today" at any time of day.
+    graph.add_event(FakeEvent::new(
+        "Standup",
+        now - chrono::Duration::minutes(1),
+        now + chrono::Duration::minutes(10),
+    ));
+
+    // Not connected: the calendar is never read, and the user gets a link.
+    let user = p.user("+15551230151").await;
+    p.text(user, "today's meetings").await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    assert!(
+        replies[0].1.starts_with("Connect your calendar first"),
+        "{replies:?}"
+    );
+    assert!(replies[0].1.contains(&format!("{public_url}/c/")));
+    assert!(graph.requests().is_empty(), "no call without the feature");
+
+    // Connected, then switched off: still not read.
+    vault::save_connection(
+        &p.store,
+        user,
+        "microsoft",
+        &NewTokens {
+            access_token: Secret::new(graph.access_token().secret()),
+            refresh_token: None,
+            expires_at: Some(now + chrono::Duration::hours(1)),
+            scopes: vec!["Calendars.ReadWrite".into()],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    vault::set_feature(p.store.pool(), user, "calendar", false)
+        .await
+        .unwrap();
+    p.text(user, "calendar").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert!(
+        replies[1].1.starts_with("Connect your calendar first"),
+        "{replies:?}"
+    );
+    assert!(graph.requests().is_empty());
+
+    vault::set_feature(p.store.pool(), user, "calendar", true)
+        .await
+        .unwrap();
+    p.text(user, "what's on my calendar today?").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 3).await;
+    let paris = chrono_tz::Europe::Paris;
+    let at = (now - chrono::Duration::minutes(1))
+        .with_timezone(&paris)
+        .format("%H:%M");
+    assert_eq!(replies[2].1, format!("Today: {at} Standup."));
+    assert!(!graph.requests().is_empty());
+    p.stop().await;
+    graph.stop().await;
+}

@@ -86,9 +86,77 @@ pub fn parse(text: &str) -> Option<ConnectRequest> {
     service.map(|service| ConnectRequest { service, features })
 }
 
+/// A question answered from a connected service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceQuery {
+    /// "calendar", "today's meetings", "what's on my calendar".
+    TodaysMeetings,
+}
+
+/// The service question a text asks, if it is one. Narrow like [`parse`]:
+/// only the whole text, give or take filler, so "calendar stuff for mum" stays
+/// a task.
+pub fn query(text: &str) -> Option<ServiceQuery> {
+    let lower = text.to_lowercase().replace(['\u{2019}', '\''], "");
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| {
+            !w.is_empty()
+                && !matches!(
+                    *w,
+                    "my" | "whats"
+                        | "what"
+                        | "is"
+                        | "on"
+                        | "s"
+                        | "the"
+                        | "any"
+                        | "do"
+                        | "i"
+                        | "have"
+                        | "show"
+                        | "me"
+                )
+        })
+        .collect();
+    match words.as_slice() {
+        ["calendar"]
+        | ["calendar", "today"]
+        | ["today", "calendar"]
+        | ["todays", "calendar"]
+        | ["meetings"]
+        | ["todays", "meetings"]
+        | ["meetings", "today"]
+        | ["today", "meetings"] => Some(ServiceQuery::TodaysMeetings),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_questions_are_recognised_narrowly() {
+        for text in [
+            "calendar",
+            "Today's meetings",
+            "todays meetings?",
+            "what's on my calendar today",
+            "meetings today",
+            "do I have any meetings today?",
+        ] {
+            assert_eq!(query(text), Some(ServiceQuery::TodaysMeetings), "{text}");
+        }
+        for text in [
+            "calendar stuff for mum",
+            "connect calendar",
+            "meeting notes",
+            "todo",
+        ] {
+            assert_eq!(query(text), None, "{text}");
+        }
+    }
 
     fn connect(service: &'static str, features: &[&'static str]) -> Option<ConnectRequest> {
         Some(ConnectRequest {

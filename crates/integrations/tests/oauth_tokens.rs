@@ -76,8 +76,14 @@ async fn a_google_exchange_reads_scopes_expiry_and_the_id_token_email() {
         .exchange_code("4/0Afixture", VERIFIER, &["openid", "email"])
         .await
         .unwrap();
-    assert_eq!(tokens.access_token.secret(), "ya29.a0AfH6SMBx-fixture-access");
-    assert_eq!(tokens.refresh_token.as_deref(), Some("1//0gFixtureRefresh-token"));
+    assert_eq!(
+        tokens.access_token.secret(),
+        "ya29.a0AfH6SMBx-fixture-access"
+    );
+    assert_eq!(
+        tokens.refresh_token.as_deref(),
+        Some("1//0gFixtureRefresh-token")
+    );
     assert_eq!(tokens.account_label.as_deref(), Some("sam@example.com"));
     assert!(Feature::YouTube.granted_by(&tokens.scopes));
     let expires = tokens.expires_at.unwrap() - chrono::Utc::now();
@@ -88,11 +94,15 @@ async fn a_google_exchange_reads_scopes_expiry_and_the_id_token_email() {
         .to_str()
         .unwrap()
         .starts_with("application/x-www-form-urlencoded"));
-    let form: std::collections::HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap();
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_str(&body).unwrap();
     assert_eq!(form["grant_type"], "authorization_code");
     assert_eq!(form["code"], "4/0Afixture");
     assert_eq!(form["code_verifier"], VERIFIER);
-    assert_eq!(form["redirect_uri"], "https://sidekick.example/oauth/google/callback");
+    assert_eq!(
+        form["redirect_uri"],
+        "https://sidekick.example/oauth/google/callback"
+    );
     assert_eq!(form["client_id"], "client-1");
     assert_eq!(form["client_secret"], "secret-1");
 }
@@ -110,12 +120,16 @@ async fn microsoft_graph_scopes_as_uris_unlock_calendar_and_mail_and_refresh_rot
         .refresh("M.C107_BAY.-old-refresh", &["Calendars.ReadWrite".into()])
         .await
         .unwrap();
-    assert_eq!(tokens.refresh_token.as_deref(), Some("M.C107_BAY.-fixture-refresh"));
+    assert_eq!(
+        tokens.refresh_token.as_deref(),
+        Some("M.C107_BAY.-fixture-refresh")
+    );
     assert!(Feature::Calendar.granted_by(&tokens.scopes));
     assert!(Feature::Mail.granted_by(&tokens.scopes));
     assert_eq!(tokens.account_label, None);
     let body = seen.0.lock().unwrap()[0].1.clone();
-    let form: std::collections::HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap();
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_str(&body).unwrap();
     assert_eq!(form["grant_type"], "refresh_token");
     assert_eq!(form["refresh_token"], "M.C107_BAY.-old-refresh");
 }
@@ -147,7 +161,8 @@ async fn a_refused_refresh_token_is_invalid_grant_and_an_outage_is_unavailable()
         Provider::Google,
         401,
         "application/json",
-        r#"{"error":"invalid_client","error_description":"The OAuth client was not found."}"#.into(),
+        r#"{"error":"invalid_client","error_description":"The OAuth client was not found."}"#
+            .into(),
     )
     .await;
     let error = app.exchange_code("c", VERIFIER, &[]).await.unwrap_err();
@@ -163,7 +178,10 @@ async fn notion_gets_json_with_basic_auth_and_keeps_its_non_expiring_token() {
         common::fixture("oauth/notion_token.json"),
     )
     .await;
-    let tokens = app.exchange_code("notion-code", VERIFIER, &[]).await.unwrap();
+    let tokens = app
+        .exchange_code("notion-code", VERIFIER, &[])
+        .await
+        .unwrap();
     assert_eq!(tokens.access_token.secret(), "secret_fixtureNotionAccess");
     assert_eq!(tokens.refresh_token, None);
     assert_eq!(tokens.expires_at, None);
@@ -178,8 +196,14 @@ async fn notion_gets_json_with_basic_auth_and_keeps_its_non_expiring_token() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["grant_type"], "authorization_code");
     assert_eq!(json["code"], "notion-code");
-    assert_eq!(json["redirect_uri"], "https://sidekick.example/oauth/notion/callback");
-    assert!(json.get("client_secret").is_none(), "the secret goes in the header only");
+    assert_eq!(
+        json["redirect_uri"],
+        "https://sidekick.example/oauth/notion/callback"
+    );
+    assert!(
+        json.get("client_secret").is_none(),
+        "the secret goes in the header only"
+    );
 
     // Revocation: JSON with Basic auth as well.
     assert!(app.revoke("secret_fixtureNotionAccess").await.unwrap());
