@@ -15,6 +15,7 @@ use sidekick_assistant::stub::StubProvider;
 use sidekick_assistant::worker::{AssistantWorker, TurnSettings};
 use sidekick_bus::{topology, Bus, Namespace};
 use sidekick_domain::EventEnvelope;
+use sidekick_integrations::oauth::OAuthApps;
 use sidekick_integrations::twilio::{Sender, TwilioClient, TwilioConfig};
 use sidekick_projector::worker::ProjectorWorker;
 use sidekick_store::db::{self, PoolSettings};
@@ -179,6 +180,10 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     let bus = connect_bus(&config).await?;
     let store = Store::new(pool.clone(), config.master_key()?);
     let (auth_token, dev_token) = config.twilio_auth_token()?;
+    // `<PROVIDER>_CLIENT_ID`/`_SECRET` and the endpoint overrides, read from the
+    // environment like the provider settings they belong to.
+    let oauth_apps = OAuthApps::from_lookup(|key| std::env::var(key).ok(), &config.public_url())
+        .context("OAuth settings")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
     let mut tasks: JoinSet<Result<&'static str>> = JoinSet::new();
@@ -206,6 +211,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             },
             metrics: metrics.clone(),
             auth: config.auth_settings(),
+            oauth: oauth_apps.clone(),
         };
         let router = sidekick_web::router(state);
         let stop = shutdown.clone();
@@ -271,6 +277,9 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         };
         let settings = TurnSettings {
             support_url: Some(config.public_url()),
+            public_url: Some(config.public_url()),
+            oauth: oauth_apps.clone(),
+            calendar: calendar_access(&store, &oauth_apps, &config)?,
             ..TurnSettings::default()
         };
         let worker = AssistantWorker::new(store.clone(), provider, settings);
@@ -339,4 +348,30 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// What "today's meetings" needs, when a Microsoft app is configured: tokens
+/// (refreshed as needed) and a Graph client (`MICROSOFT_API_BASE` overrides).
+fn calendar_access(
+    store: &Store,
+    apps: &OAuthApps,
+    config: &Config,
+) -> Result<Option<sidekick_assistant::calendar::CalendarAccess>> {
+    use sidekick_integrations::graph::{GraphClient, GraphConfig, API_BASE_ENV};
+    use sidekick_integrations::oauth::Provider;
+    if apps.get(Provider::Microsoft).is_none() {
+        return Ok(None);
+    }
+    let mut graph = GraphConfig::default();
+    if let Some(base) = std::env::var(API_BASE_ENV)
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+    {
+        graph = graph.with_api_base(base);
+    }
+    Ok(Some(sidekick_assistant::calendar::CalendarAccess {
+        tokens: sidekick_assistant::tokens::TokenManager::new(store.clone(), apps.clone()),
+        graph: GraphClient::new(graph).context("Microsoft Graph settings")?,
+        public_url: config.public_url(),
+    }))
 }

@@ -6,6 +6,7 @@
 //! is worse than a third segment; every message in [`CRISIS_LINES`] fits in two
 //! today, and the tests hold each to three at most.
 
+use sidekick_domain::services_command::ConnectRequest;
 use sidekick_domain::{Onboarding, PhoneNumber};
 
 pub const SERVICE: &str = "Sidekick";
@@ -289,6 +290,34 @@ pub fn nudge(step: &str) -> String {
 pub fn nudge_without_step() -> String {
     "Quick check-in, no pressure. Want one small step from today's list? Reply what's next."
         .to_string()
+}
+
+/// What a connect request is for, in the user's words.
+fn connect_what(request: &ConnectRequest) -> &'static str {
+    match (request.service, request.features.as_slice()) {
+        ("microsoft", ["calendar"]) => "your calendar",
+        ("microsoft", ["mail"]) => "your email",
+        ("microsoft", _) => "your Microsoft calendar and email",
+        ("google", _) => "YouTube",
+        ("notion", _) => "Notion",
+        _ => "that",
+    }
+}
+
+/// The answer to "connect calendar": one link, one action, and how long it lasts.
+pub fn connect_link(request: &ConnectRequest, link: &str) -> String {
+    format!(
+        "Tap to connect {} (the link works for 10 minutes): {link}",
+        connect_what(request)
+    )
+}
+
+/// "connect calendar" on a server without that service's OAuth app.
+pub fn connect_unavailable(request: &ConnectRequest) -> String {
+    format!(
+        "I can't connect {} on this server yet. Everything else works as usual.",
+        connect_what(request)
+    )
 }
 
 #[cfg(test)]

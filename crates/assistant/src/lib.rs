@@ -11,15 +11,22 @@
 //!   prioritised, at most once each.
 //! - [`scheduler`]: the scheduler role: due reminders, time-box starts, focus and
 //!   inactivity check-ins become commands (fire, queue a message), at most once each.
+//! - [`tokens`]: access tokens of connected services, refreshed once however many ask,
+//!   and a broken connection reported to the user once.
+//! - [`calendar`]: "today's meetings" from the user's connected Microsoft calendar.
+//! - [`features`]: which features of connected services a user has (the tool gate).
 //!
 //! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
 //! through commands on the user's aggregates (`sidekick-store`).
 
+pub mod calendar;
 pub mod copy;
 pub mod engine;
+pub mod features;
 pub mod notifier;
 pub mod offline;
 pub mod planning;
 pub mod scheduler;
 pub mod stub;
+pub mod tokens;
 pub mod worker;

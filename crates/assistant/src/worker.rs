@@ -38,15 +38,19 @@ use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_domain::command::{self, PlanningIntent};
 use sidekick_domain::intent::{self, Intent};
 use sidekick_domain::safety::{self, Violation};
+use sidekick_domain::services_command::{self, ConnectRequest, ServiceQuery};
 use sidekick_domain::{
     sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
     DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
 };
+use sidekick_integrations::oauth::OAuthApps;
+use sidekick_store::vault;
 use sidekick_store::{CommandMeta, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::calendar::CalendarAccess;
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::offline::{self, OfflineEngine};
@@ -69,6 +73,13 @@ pub struct TurnSettings {
     /// The support contact HELP names (carrier rules): the deployment's public URL.
     /// Without it, HELP says to reply HELP.
     pub support_url: Option<String>,
+    /// `SIDEKICK_PUBLIC_URL`, for the short links "connect calendar" answers with.
+    pub public_url: Option<String>,
+    /// The OAuth apps configured here: a service without one cannot be connected.
+    pub oauth: OAuthApps,
+    /// Answers "today's meetings" from the user's connected calendar; `None`
+    /// leaves such texts to the planner and the model.
+    pub calendar: Option<CalendarAccess>,
 }
 
 impl Default for TurnSettings {
@@ -79,6 +90,9 @@ impl Default for TurnSettings {
             idle: Duration::from_secs(60),
             model_timeout: Duration::from_secs(10),
             support_url: None,
+            public_url: None,
+            oauth: OAuthApps::default(),
+            calendar: None,
         }
     }
 }
@@ -194,6 +208,9 @@ fn looks_complete(text: &str, onboarding: bool) -> bool {
 /// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
 /// "remind me" alone is a fragment: the rest ("to call mom", "at 5") often follows.
 fn is_whole_command(text: &str) -> bool {
+    if services_command::parse(text).is_some() || services_command::query(text).is_some() {
+        return true;
+    }
     match command::parse(text, chrono::Utc::now(), chrono_tz::UTC) {
         PlanningIntent::Unknown => false,
         PlanningIntent::Remind { text, when } => text.is_some() && when.is_some(),
@@ -472,12 +489,75 @@ impl Shared {
         if turn.onboarding != Onboarding::Complete || turn.opted_out {
             return Ok(None);
         }
+        if let Some(request) = services_command::parse(&turn.text()) {
+            return self.connect_link(turn.user, &request).await.map(Some);
+        }
+        if let Some(reply) = self.ask_service(turn, account).await? {
+            return Ok(Some(reply));
+        }
         let desk = self.desk(turn, account, key, meta);
         let intent = command::parse(&turn.text(), desk.now, account.timezone.tz());
         if intent == PlanningIntent::Unknown {
             return Ok(None);
         }
         Ok(desk.answer(intent).await?.map(|text| Reply {
+            text: Some(text),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        }))
+    }
+
+    /// "connect calendar": a short link, valid ten minutes and bound to this user,
+    /// that starts the OAuth flow (`GET /c/{code}` in the web crate).
+    async fn connect_link(
+        &self,
+        user: UserId,
+        request: &ConnectRequest,
+    ) -> Result<Reply, StoreError> {
+        let reply = |text: String| Reply {
+            text: Some(text),
+            kind: OutboundKind::Reply,
+            actions: vec![],
+        };
+        let configured = request
+            .service
+            .parse()
+            .ok()
+            .and_then(|p| self.settings.oauth.get(p));
+        let (Some(_), Some(public_url)) = (configured, self.settings.public_url.as_deref()) else {
+            return Ok(reply(copy::connect_unavailable(request)));
+        };
+        let features: Vec<String> = request.features.iter().map(|f| f.to_string()).collect();
+        let code = vault::create_link(self.store.pool(), user, request.service, &features).await?;
+        let link = format!("{}/c/{code}", public_url.trim_end_matches('/'));
+        Ok(reply(copy::connect_link(request, &link)))
+    }
+
+    /// "today's meetings" and other questions a connected service answers.
+    async fn ask_service(
+        &self,
+        turn: &Turn,
+        account: &Account,
+    ) -> Result<Option<Reply>, StoreError> {
+        let (Some(query), Some(calendar)) = (
+            services_command::query(&turn.text()),
+            self.settings.calendar.as_ref(),
+        ) else {
+            return Ok(None);
+        };
+        let text = match query {
+            ServiceQuery::TodaysMeetings => {
+                calendar
+                    .todays_meetings(
+                        &self.store,
+                        turn.user,
+                        account.timezone,
+                        chrono::Utc::now(),
+                    )
+                    .await?
+            }
+        };
+        Ok(Some(Reply {
             text: Some(text),
             kind: OutboundKind::Reply,
             actions: vec![],

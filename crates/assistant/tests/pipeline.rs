@@ -464,3 +464,144 @@ async fn the_pacer_sends_direct_replies_before_reminders_and_nudges() {
     );
     p.stop().await;
 }
+
+#[tokio::test]
+async fn connect_calendar_answers_with_a_short_link_bound_to_the_sender() {
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    let mut p = Pipeline::start().await;
+    let public_url = "https://sidekick.example";
+    let microsoft = OAuthApp::new(Provider::Microsoft.settings(), "client", None, public_url);
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: OAuthApps::default().with(microsoft),
+            ..quick()
+        },
+    );
+    let user = p.user("+15551230141").await;
+    p.text(user, "connect my calendar").await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    let text = &replies[0].1;
+    let code = text
+        .split(&format!("{public_url}/c/"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link in {text:?}"))
+        .trim();
+    assert!(
+        text.contains("your calendar") && text.contains("10 minutes"),
+        "{text}"
+    );
+    let link = sidekick_store::vault::find_link(p.store.pool(), code)
+        .await
+        .unwrap()
+        .expect("the link exists");
+    assert_eq!(link.user, user);
+    assert_eq!(link.service, "microsoft");
+    assert_eq!(link.features, vec!["calendar".to_string()]);
+
+    // A service this server has no app for is not offered, and nothing is made.
+    p.text(user, "connect notion").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert!(
+        replies[1].1.contains("can't connect Notion"),
+        "{:?}",
+        replies[1]
+    );
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM connect_links")
+        .fetch_one(p.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, 1);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn todays_meetings_come_from_the_connected_calendar_and_only_when_enabled() {
+    use sidekick_assistant::calendar::CalendarAccess;
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_integrations::graph::{FakeEvent, FakeGraph, GraphClient};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let graph = FakeGraph::start().await;
+    let public_url = "https://sidekick.example";
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Microsoft.settings(),
+        "client",
+        None,
+        public_url,
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: apps.clone(),
+            calendar: Some(CalendarAccess {
+                tokens: TokenManager::new(p.store.clone(), apps),
+                graph: GraphClient::new(graph.config()).unwrap(),
+                public_url: public_url.into(),
+            }),
+            ..quick()
+        },
+    );
+    let now = chrono::Utc::now();
+    // Started a minute ago and still on: inside "today" at any time of day.
+    graph.add_event(FakeEvent::new(
+        "Standup",
+        now - chrono::Duration::minutes(1),
+        now + chrono::Duration::minutes(10),
+    ));
+
+    // Not connected: the calendar is never read, and the user gets a link.
+    let user = p.user("+15551230151").await;
+    p.text(user, "today's meetings").await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    assert!(
+        replies[0].1.starts_with("Connect your calendar first"),
+        "{replies:?}"
+    );
+    assert!(replies[0].1.contains(&format!("{public_url}/c/")));
+    assert!(graph.requests().is_empty(), "no call without the feature");
+
+    // Connected, then switched off: still not read.
+    vault::save_connection(
+        &p.store,
+        user,
+        "microsoft",
+        &NewTokens {
+            access_token: Secret::new(graph.access_token().secret()),
+            refresh_token: None,
+            expires_at: Some(now + chrono::Duration::hours(1)),
+            scopes: vec!["Calendars.ReadWrite".into()],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    vault::set_feature(p.store.pool(), user, "calendar", false)
+        .await
+        .unwrap();
+    p.text(user, "calendar").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert!(
+        replies[1].1.starts_with("Connect your calendar first"),
+        "{replies:?}"
+    );
+    assert!(graph.requests().is_empty());
+
+    vault::set_feature(p.store.pool(), user, "calendar", true)
+        .await
+        .unwrap();
+    p.text(user, "what's on my calendar today?").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 3).await;
+    let paris = chrono_tz::Europe::Paris;
+    let at = (now - chrono::Duration::minutes(1))
+        .with_timezone(&paris)
+        .format("%H:%M");
+    assert_eq!(replies[2].1, format!("Today: {at} Standup."));
+    assert!(!graph.requests().is_empty());
+    p.stop().await;
+    graph.stop().await;
+}

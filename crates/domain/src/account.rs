@@ -86,6 +86,24 @@ pub enum AccountCommand {
         note: Option<SealedText>,
         at: DateTime<Utc>,
     },
+    /// The user connected (or reconnected, or widened) an outside service. The
+    /// tokens are in the credential vault, never here.
+    RecordServiceConnected {
+        service: String,
+        scopes: Vec<String>,
+        account_label: Option<SealedText>,
+        at: DateTime<Utc>,
+    },
+    /// The provider refused the service's refresh token or the user revoked
+    /// consent: the user has to connect again.
+    RecordServiceNeedsReconnect {
+        service: String,
+        at: DateTime<Utc>,
+    },
+    RecordServiceDisconnected {
+        service: String,
+        at: DateTime<Utc>,
+    },
     /// The user deleted their account ("My data"). The caller then destroys the
     /// data key and purges the read models; this is the fact the audit shows.
     /// Repeating it changes nothing.
@@ -138,6 +156,26 @@ pub enum AccountEvent {
         note: Option<SealedText>,
         at: DateTime<Utc>,
     },
+    /// An outside service (`google`, `microsoft`, `notion`) was connected with
+    /// these scopes. No tokens: they live in the credential vault. The account
+    /// label (an email, a workspace) is sealed like any personal detail.
+    ServiceConnected {
+        service: String,
+        scopes: Vec<String>,
+        account_label: Option<SealedText>,
+        at: DateTime<Utc>,
+    },
+    /// The service stopped accepting our tokens; its features are off until the
+    /// user connects again.
+    ServiceNeedsReconnect {
+        service: String,
+        at: DateTime<Utc>,
+    },
+    /// The user disconnected the service; its tokens were deleted.
+    ServiceDisconnected {
+        service: String,
+        at: DateTime<Utc>,
+    },
     /// The account is gone: its data key was destroyed right after, so every sealed
     /// value of this user in the log can no longer be opened. The number may sign
     /// up again, as a new user.
@@ -159,6 +197,9 @@ impl DomainEvent for AccountEvent {
             Self::SafetyFlagRaised { .. } => "SafetyFlagRaised",
             Self::SafetyFlagResolved { .. } => "SafetyFlagResolved",
             Self::AccountDeleted { .. } => "AccountDeleted",
+            Self::ServiceConnected { .. } => "ServiceConnected",
+            Self::ServiceNeedsReconnect { .. } => "ServiceNeedsReconnect",
+            Self::ServiceDisconnected { .. } => "ServiceDisconnected",
         }
         .to_string()
     }
@@ -229,6 +270,17 @@ pub struct Account {
     /// The user deleted the account. Older snapshots decode as not deleted.
     #[serde(default)]
     pub deleted: bool,
+    /// Outside services by name and whether they work. Older snapshots had none.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceState>,
+}
+
+/// Where a connected outside service stands, as the events tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    Connected,
+    NeedsReconnect,
 }
 
 impl Account {
@@ -374,6 +426,34 @@ impl Aggregate for Account {
                     .await;
             }
             C::DeleteAccount { at } => sink.write(E::AccountDeleted { at }, self).await,
+            C::RecordServiceConnected {
+                service,
+                scopes,
+                account_label,
+                at,
+            } => {
+                let event = E::ServiceConnected {
+                    service,
+                    scopes,
+                    account_label,
+                    at,
+                };
+                sink.write(event, self).await;
+            }
+            // Only a working connection can break, and only once: a repeat is a
+            // no-op, so the user is told once.
+            C::RecordServiceNeedsReconnect { service, at } => {
+                if self.services.get(&service) == Some(&ServiceState::Connected) {
+                    sink.write(E::ServiceNeedsReconnect { service, at }, self)
+                        .await;
+                }
+            }
+            C::RecordServiceDisconnected { service, at } => {
+                if self.services.contains_key(&service) {
+                    sink.write(E::ServiceDisconnected { service, at }, self)
+                        .await;
+                }
+            }
         }
         Ok(())
     }
@@ -424,9 +504,19 @@ impl Aggregate for Account {
             E::SafetyFlagResolved { flag_id, .. } => {
                 self.open_safety_flags.remove(&flag_id);
             }
+            E::ServiceConnected { service, .. } => {
+                self.services.insert(service, ServiceState::Connected);
+            }
+            E::ServiceNeedsReconnect { service, .. } => {
+                self.services.insert(service, ServiceState::NeedsReconnect);
+            }
+            E::ServiceDisconnected { service, .. } => {
+                self.services.remove(&service);
+            }
             E::AccountDeleted { .. } => {
                 self.deleted = true;
                 self.open_safety_flags.clear();
+                self.services.clear();
             }
         }
     }
@@ -439,6 +529,48 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     type AccountTest = TestFramework<Account>;
+
+    #[tokio::test]
+    async fn a_broken_service_is_reported_once_and_only_when_connected() {
+        let user = UserId::new();
+        let connected = AccountEvent::ServiceConnected {
+            service: "microsoft".into(),
+            scopes: vec!["Calendars.ReadWrite".into()],
+            account_label: None,
+            at: DateTime::UNIX_EPOCH,
+        };
+        let broken = AccountEvent::ServiceNeedsReconnect {
+            service: "microsoft".into(),
+            at: DateTime::UNIX_EPOCH,
+        };
+        let command = || AccountCommand::RecordServiceNeedsReconnect {
+            service: "microsoft".into(),
+            at: DateTime::UNIX_EPOCH,
+        };
+        AccountTest::with(())
+            .given(vec![registered(user), connected.clone()])
+            .when_async(command())
+            .await
+            .then_expect_events(vec![broken.clone()]);
+        AccountTest::with(())
+            .given(vec![registered(user), connected, broken])
+            .when_async(command())
+            .await
+            .then_expect_events(vec![]);
+        AccountTest::with(())
+            .given(vec![registered(user)])
+            .when_async(command())
+            .await
+            .then_expect_events(vec![]);
+        AccountTest::with(())
+            .given(vec![registered(user)])
+            .when_async(AccountCommand::RecordServiceDisconnected {
+                service: "notion".into(),
+                at: DateTime::UNIX_EPOCH,
+            })
+            .await
+            .then_expect_events(vec![]);
+    }
 
     fn registered(user: UserId) -> AccountEvent {
         AccountEvent::AccountRegistered {

@@ -14,6 +14,7 @@
 //! - [`command`], [`when`], [`recurrence`], [`breakdown`]: the offline engine's planning
 //!   and memory phrases, times in the user's timezone, repeating rules, and the curated
 //!   library of first steps for big tasks.
+//! - [`services_command`]: "connect calendar" and friends: which outside service a text asks to connect.
 //! - [`schema`]: JSON Schemas of every command and event.
 //!
 //! This crate must not depend on tokio, sqlx, NATS or HTTP: everything here is
@@ -34,6 +35,7 @@ pub mod recurrence;
 pub mod safety;
 pub mod schema;
 pub mod sealed;
+pub mod services_command;
 pub mod sms;
 pub mod when;
 

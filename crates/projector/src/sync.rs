@@ -136,6 +136,16 @@ async fn account(
             safety_flag(tx, e, event).await?;
             return Ok(vec![]);
         }
+        // Connections are read from the credential vault; the dashboard only
+        // needs to know to ask again.
+        AccountEvent::ServiceConnected { .. }
+        | AccountEvent::ServiceNeedsReconnect { .. }
+        | AccountEvent::ServiceDisconnected { .. } => {
+            return Ok(vec![UiChange {
+                resource: "connections",
+                id: None,
+            }]);
+        }
         // The web role purges every read model when the account is deleted; this
         // catches rows a late event re-created in between, and replays.
         AccountEvent::AccountDeleted { .. } => {

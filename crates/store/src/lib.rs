@@ -18,6 +18,8 @@
 //! - [`planning`]: queries of the planning read model (tasks, reminders, plan, progress).
 //! - [`memory`]: queries of the memory read model, ranked search included.
 //! - [`schedule`]: the scheduler's due items: claiming them across users with leases.
+//! - [`vault`]: the credential vault (OAuth tokens sealed per user and service),
+//!   feature switches, connect flows in flight and texted connect links.
 //!
 //! This crate knows the domain and PostgreSQL only: never the bus or HTTP.
 
@@ -38,6 +40,7 @@ pub mod sessions;
 pub mod signin;
 pub mod sync;
 pub mod testing;
+pub mod vault;
 
 use std::collections::HashMap;
 use std::sync::Arc;

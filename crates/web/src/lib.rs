@@ -23,12 +23,15 @@
 //!   [`auth::SignedIn`] and [`auth::CsrfForm`] extractors for pages.
 //! - `api`: the JSON API under `/api`, scoped to the caller (bearer token or session).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
+//! - `connect`: the OAuth connect flow (`/connect/{service}`, `/c/{code}`,
+//!   `/oauth/{service}/callback`, disconnect) and `/api/connections`.
 //! - `telemetry`: per-request spans and metrics keyed by the matched route.
 
 pub mod auth;
 pub mod error;
 
 mod api;
+mod connect;
 mod ops;
 mod telemetry;
 mod twilio;
@@ -41,6 +44,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sidekick_bus::Bus;
+use sidekick_integrations::oauth::OAuthApps;
 use sidekick_store::Store;
 
 pub use error::{ApiError, WebhookError};
@@ -88,6 +92,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Sign-in codes, rate limits, session lifetimes, cookie flags.
     pub auth: auth::AuthSettings,
+    /// The OAuth apps this deployment has client ids for (`<PROVIDER>_CLIENT_ID`);
+    /// a provider without one is shown as unavailable.
+    pub oauth: OAuthApps,
 }
 
 impl fmt::Debug for AppState {
@@ -107,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .merge(twilio::routes())
         .merge(ops::routes())
         .merge(auth::routes())
+        .merge(connect::routes())
         .nest("/api", api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::record_metrics))

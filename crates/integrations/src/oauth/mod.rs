@@ -8,13 +8,21 @@
 //!   [`ProviderSettings::authorize_url`], which builds the redirect that starts
 //!   the authorization-code flow.
 //! - [`pkce`]: RFC 7636 S256 verifier and challenge.
+//! - [`client`]: the token endpoint (code exchange, refresh, through the `oauth2`
+//!   crate) and revocation, per provider; [`OAuthApps`], the apps this
+//!   deployment has client ids for.
+//! - [`fake`]: a fake provider on loopback for tests.
 //!
-//! The token exchange, refresh, the vault that keeps tokens and the connect routes
-//! live elsewhere (the store and web crates); they take their endpoints and rules
-//! from here so that every provider quirk is written down once.
+//! The vault that keeps tokens, when to refresh them and the connect routes live
+//! elsewhere (the store, assistant and web crates); they take their endpoints and
+//! rules from here so that every provider quirk is written down once.
 
+pub mod client;
+pub mod fake;
 pub mod pkce;
 pub mod provider;
+
+pub use client::{OAuthApp, TokenError, TokenSet};
 
 use std::fmt;
 
@@ -48,6 +56,46 @@ pub enum OAuthError {
     /// client id, a redirect URI, a state).
     #[error("incomplete authorization request: {0}")]
     IncompleteRequest(&'static str),
+}
+
+/// The OAuth apps this deployment has a client id for. A provider without one
+/// is shown as unavailable, and its features stay off.
+#[derive(Debug, Clone, Default)]
+pub struct OAuthApps {
+    apps: Vec<OAuthApp>,
+}
+
+impl OAuthApps {
+    /// Reads `<PROVIDER>_CLIENT_ID`, `_CLIENT_SECRET` and the endpoint overrides
+    /// through `lookup` (the process environment in the binary). A provider
+    /// without a client id is left out.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, public_url: &str) -> Result<Self> {
+        let mut apps = Self::default();
+        for provider in Provider::ALL {
+            let prefix = provider.env_prefix();
+            let Some(client_id) = lookup(&format!("{prefix}_CLIENT_ID"))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+            else {
+                continue;
+            };
+            let settings = provider.settings().with_overrides(&lookup)?;
+            let secret = lookup(&format!("{prefix}_CLIENT_SECRET"));
+            apps = apps.with(OAuthApp::new(settings, client_id, secret, public_url));
+        }
+        Ok(apps)
+    }
+
+    /// These apps plus `app` (replacing one for the same provider).
+    pub fn with(mut self, app: OAuthApp) -> Self {
+        self.apps.retain(|a| a.provider() != app.provider());
+        self.apps.push(app);
+        self
+    }
+
+    pub fn get(&self, provider: Provider) -> Option<&OAuthApp> {
+        self.apps.iter().find(|a| a.provider() == provider)
+    }
 }
 
 /// An OAuth access token, handed to the API clients for one call.

@@ -36,6 +36,9 @@ const SECTIONS: &[(&str, &str)] = &[
     ("schedule_users", "schedule_settings"),
 ];
 
+/// Tables that hold credentials: listed under `connections` without their secrets.
+const SECRET_TABLES: &[&str] = &["oauth_credentials"];
+
 /// Columns that are ours, not the user's: the owner (it is the export's
 /// `user_id`) and search indexes derived from sealed text.
 const INTERNAL_COLUMNS: &[&str] = &["user_id", "search_text", "tsv", "locked_by", "locked_until"];
@@ -56,9 +59,16 @@ pub(crate) async fn export(
         "profile".into(),
         serde_json::to_value(profile).map_err(StoreError::from)?,
     );
-    // Connected accounts arrive with the OAuth issue; until then there are none.
-    document.insert("connections".into(), json!([]));
+    // What is connected, never the tokens: a download must not carry credentials.
+    let connections = crate::connect::connection_json(&state, user, None).await?;
+    document.insert(
+        "connections".into(),
+        serde_json::to_value(connections).map_err(StoreError::from)?,
+    );
     for (table, rows) in tables {
+        if SECRET_TABLES.contains(&table.as_str()) {
+            continue;
+        }
         let section = SECTIONS
             .iter()
             .find(|(t, _)| *t == table)

@@ -25,6 +25,8 @@ mod reminders;
 mod second_factor;
 mod tasks;
 
+pub(crate) use auth::Caller;
+
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -56,6 +58,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/memories", get(memories::list).post(memories::create))
         .route("/memories/{id}", axum::routing::delete(memories::forget))
         .route("/plan", get(plan::show))
+        .merge(crate::connect::api_routes())
         .fallback(not_found)
 }
 

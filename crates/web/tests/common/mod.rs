@@ -13,6 +13,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sidekick_bus::{topology, Bus, Namespace};
 use sidekick_domain::{EventEnvelope, MasterKey, MessageSid, PhoneNumber, SignupChannel, UserId};
+use sidekick_integrations::oauth::OAuthApps;
 use sidekick_integrations::twilio::signature;
 use sidekick_store::testing::TestDb;
 use sidekick_store::{events, registry, CommandMeta, Store};
@@ -71,7 +72,7 @@ impl TestApp {
     pub async fn spawn_with(signup: SignupMode) -> Self {
         let db = TestDb::new().await;
         let store = Store::new(db.pool.clone(), MasterKey::generate());
-        Self::start(Some(db), store, signup, None).await
+        Self::start(Some(db), store, signup, None, |_| OAuthApps::default()).await
     }
 
     /// The app with sign-in settings of the test's choosing (tight rate limits, short
@@ -81,7 +82,21 @@ impl TestApp {
         let store = Store::new(db.pool.clone(), MasterKey::generate());
         let mut settings = AuthSettings::for_public_url("http://127.0.0.1");
         configure(&mut settings);
-        Self::start(Some(db), store, SignupMode::Open, Some(settings)).await
+        Self::start(
+            Some(db),
+            store,
+            SignupMode::Open,
+            Some(settings),
+            |_| OAuthApps::default(),
+        )
+        .await
+    }
+
+    /// The app with the OAuth apps `oauth` makes from its public URL.
+    pub async fn spawn_with_oauth(oauth: impl FnOnce(&str) -> OAuthApps) -> Self {
+        let db = TestDb::new().await;
+        let store = Store::new(db.pool.clone(), MasterKey::generate());
+        Self::start(Some(db), store, SignupMode::Open, None, oauth).await
     }
 
     /// The app over a database that cannot be reached (nothing listens on port 1).
@@ -95,6 +110,7 @@ impl TestApp {
             Store::new(pool, MasterKey::generate()),
             SignupMode::Open,
             None,
+            |_| OAuthApps::default(),
         )
         .await
     }
@@ -104,6 +120,7 @@ impl TestApp {
         store: Store,
         signup: SignupMode,
         auth: Option<AuthSettings>,
+        oauth: impl FnOnce(&str) -> OAuthApps,
     ) -> Self {
         let bus = connect_bus().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -119,6 +136,7 @@ impl TestApp {
             signup,
             metrics: PrometheusBuilder::new().build_recorder().handle(),
             auth: auth.unwrap_or_else(|| AuthSettings::for_public_url(&base_url)),
+            oauth: oauth(&base_url),
         };
         let (shutdown, stopped) = oneshot::channel::<()>();
         // The listener is bound already, so requests queue until the server accepts.

@@ -1,0 +1,160 @@
+//! "calendar" / "today's meetings" for the offline engine: today's events from
+//! Microsoft Graph, in the user's time zone, when the calendar feature is
+//! enabled — otherwise a kind "connect your calendar first" with a link.
+//!
+//! Event subjects come from whoever sent the invitation: they are listed back
+//! to the user (it is their own calendar) but never logged.
+
+use chrono::{DateTime, Utc};
+use sidekick_domain::{Timezone, UserId};
+use sidekick_integrations::graph::{CalendarEvent, CalendarWindow, EventTime, GraphClient};
+use sidekick_integrations::oauth::{Feature, Provider};
+use sidekick_store::{vault, Store, StoreError};
+
+use crate::features::enabled_features;
+use crate::tokens::{CallError, TokenError, TokenManager};
+
+/// At most this many events are listed in one text; the rest are counted.
+const MAX_LISTED: usize = 3;
+
+/// What answering calendar questions needs: tokens and a Graph client.
+#[derive(Debug, Clone)]
+pub struct CalendarAccess {
+    pub tokens: TokenManager,
+    pub graph: GraphClient,
+    /// `SIDEKICK_PUBLIC_URL`, for the "connect first" link.
+    pub public_url: String,
+}
+
+impl CalendarAccess {
+    /// The answer to "today's meetings" for `user` at `now`.
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    pub async fn todays_meetings(
+        &self,
+        store: &Store,
+        user: UserId,
+        timezone: Timezone,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        if !enabled_features(store, user)
+            .await?
+            .contains(&Feature::Calendar)
+        {
+            return self.connect_first(store, user).await;
+        }
+        let today = now.with_timezone(&timezone.tz()).date_naive();
+        let window = CalendarWindow::day(today, timezone);
+        let graph = &self.graph;
+        let outcome = self
+            .tokens
+            .call(user, Provider::Microsoft, |token| {
+                let window = window.clone();
+                async move { graph.calendar_view(&token, &window).await }
+            })
+            .await;
+        Ok(match outcome {
+            Ok(events) => describe(&events, &timezone, now),
+            Err(CallError::Token(TokenError::NeedsReconnect(_) | TokenError::NotConnected(_))) => {
+                "Your calendar needs reconnecting first. Text \"connect calendar\" when you have a minute.".into()
+            }
+            Err(CallError::Token(TokenError::Store(e))) => return Err(e),
+            Err(error) => {
+                tracing::warn!(%error, "calendar unavailable");
+                "I couldn't reach your calendar just now. Try again in a bit.".into()
+            }
+        })
+    }
+
+    async fn connect_first(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
+        if self.tokens.apps().get(Provider::Microsoft).is_none() {
+            return Ok("I can't read calendars on this server yet.".into());
+        }
+        let code =
+            vault::create_link(store.pool(), user, "microsoft", &["calendar".to_string()]).await?;
+        Ok(format!(
+            "Connect your calendar first and I'll read it for you (link works for 10 minutes): {}/c/{code}",
+            self.public_url.trim_end_matches('/')
+        ))
+    }
+}
+
+/// "Today: 09:30 Standup · 14:00 Dentist · 16:00 Call Jo, and 2 more." Events
+/// that ended before `now` are left out; all-day ones come first.
+pub fn describe(events: &[CalendarEvent], timezone: &Timezone, now: DateTime<Utc>) -> String {
+    let tz = timezone.tz();
+    let upcoming: Vec<String> = events
+        .iter()
+        .filter(|e| !e.is_cancelled)
+        .filter_map(|e| match e.when {
+            EventTime::AllDay { .. } => Some((None, e)),
+            EventTime::Timed { start, end } if end > now => Some((Some(start), e)),
+            EventTime::Timed { .. } => None,
+        })
+        .map(|(start, e)| {
+            let subject = e.subject.truncated(40);
+            match start {
+                Some(start) => format!(
+                    "{} {}",
+                    start.with_timezone(&tz).format("%H:%M"),
+                    subject.as_str()
+                ),
+                None => format!("all day: {}", subject.as_str()),
+            }
+        })
+        .collect();
+    if upcoming.is_empty() {
+        return "Nothing else on your calendar today.".into();
+    }
+    let listed = upcoming[..upcoming.len().min(MAX_LISTED)].join(" · ");
+    match upcoming.len().saturating_sub(MAX_LISTED) {
+        0 => format!("Today: {listed}."),
+        more => format!("Today: {listed}, and {more} more."),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+    use sidekick_integrations::graph::ShowAs;
+    use sidekick_integrations::UntrustedText;
+
+    fn event(subject: &str, start_hour: u32, end_hour: u32) -> CalendarEvent {
+        CalendarEvent {
+            id: subject.into(),
+            subject: UntrustedText::new(subject),
+            when: EventTime::Timed {
+                start: Utc
+                    .with_ymd_and_hms(2026, 11, 25, start_hour, 0, 0)
+                    .unwrap(),
+                end: Utc.with_ymd_and_hms(2026, 11, 25, end_hour, 0, 0).unwrap(),
+            },
+            show_as: ShowAs::Busy,
+            is_cancelled: false,
+            location: None,
+            web_link: None,
+        }
+    }
+
+    #[test]
+    fn past_events_are_skipped_and_long_days_are_counted() {
+        let paris = Timezone::parse("Europe/Paris").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 10, 30, 0).unwrap();
+        let events = [
+            event("Gym", 7, 8),
+            event("Standup", 10, 11),
+            event("Dentist", 13, 14),
+            event("Call Jo", 15, 16),
+            event("Review", 16, 17),
+        ];
+        assert_eq!(
+            describe(&events, &paris, now),
+            "Today: 11:00 Standup · 14:00 Dentist · 16:00 Call Jo, and 1 more."
+        );
+        assert_eq!(
+            describe(&events[..1], &paris, now),
+            "Nothing else on your calendar today."
+        );
+    }
+}

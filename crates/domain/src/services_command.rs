@@ -1,0 +1,203 @@
+//! Texts that ask to connect an outside service: "connect calendar", "connect my
+//! email", "reconnect notion", "link youtube".
+//!
+//! The answer is a short link that starts the OAuth flow for the sender; this
+//! module only says which service and which of its features were meant. Names
+//! are the integrations crate's (`google`, `microsoft`, `notion`; `youtube`,
+//! `calendar`, `mail`, `notes`), as plain strings: the domain does not know the
+//! providers.
+//!
+//! It is checked before the planning parser ([`crate::command`]), whose last,
+//! most permissive rule would otherwise take "connect calendar" as a task.
+
+/// A request to connect one service, for some of its features.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// `google`, `microsoft` or `notion`.
+    pub service: &'static str,
+    /// The features asked for; empty means all of the service's.
+    pub features: Vec<&'static str>,
+}
+
+/// What a word after "connect" names: (service, feature or none for all).
+const NAMES: &[(&str, &str, Option<&str>)] = &[
+    ("calendar", "microsoft", Some("calendar")),
+    ("calender", "microsoft", Some("calendar")),
+    ("cal", "microsoft", Some("calendar")),
+    ("email", "microsoft", Some("mail")),
+    ("emails", "microsoft", Some("mail")),
+    ("mail", "microsoft", Some("mail")),
+    ("inbox", "microsoft", Some("mail")),
+    ("outlook", "microsoft", None),
+    ("microsoft", "microsoft", None),
+    ("office", "microsoft", None),
+    ("google", "google", None),
+    ("youtube", "google", Some("youtube")),
+    ("notion", "notion", None),
+    ("notes", "notion", Some("notes")),
+];
+
+const VERBS: &[&str] = &["connect", "reconnect", "link", "relink", "hook"];
+const FILLER: &[&str] = &[
+    "please", "pls", "can", "you", "i", "want", "to", "up", "my", "the", "a", "account",
+    "sidekick", "hey",
+];
+
+/// The service a text asks to connect, if it is such a request.
+///
+/// Deliberately narrow: the text must be a connect verb and service names with
+/// at most a few filler words ("please connect my calendar"), so "connect the
+/// dots with Sam" stays a task.
+pub fn parse(text: &str) -> Option<ConnectRequest> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.len() > 8 {
+        return None;
+    }
+    let verb = words.iter().position(|w| VERBS.contains(w))?;
+    if words[..verb].iter().any(|w| !FILLER.contains(w)) {
+        return None;
+    }
+    let mut service: Option<&'static str> = None;
+    let mut features: Vec<&'static str> = Vec::new();
+    let mut all = false;
+    for word in &words[verb + 1..] {
+        if FILLER.contains(word) || matches!(*word, "and" | "with" | "me") {
+            continue;
+        }
+        let (_, named, feature) = NAMES.iter().find(|(name, _, _)| name == word)?;
+        if service.is_some_and(|s| s != *named) {
+            // "connect calendar and notion": one link per text; ask for one.
+            return None;
+        }
+        service = Some(named);
+        match feature {
+            Some(f) if !features.contains(f) => features.push(f),
+            Some(_) => {}
+            None => all = true,
+        }
+    }
+    if all {
+        features.clear();
+    }
+    service.map(|service| ConnectRequest { service, features })
+}
+
+/// A question answered from a connected service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceQuery {
+    /// "calendar", "today's meetings", "what's on my calendar".
+    TodaysMeetings,
+}
+
+/// The service question a text asks, if it is one. Narrow like [`parse`]:
+/// only the whole text, give or take filler, so "calendar stuff for mum" stays
+/// a task.
+pub fn query(text: &str) -> Option<ServiceQuery> {
+    let lower = text.to_lowercase().replace(['\u{2019}', '\''], "");
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| {
+            !w.is_empty()
+                && !matches!(
+                    *w,
+                    "my" | "whats"
+                        | "what"
+                        | "is"
+                        | "on"
+                        | "s"
+                        | "the"
+                        | "any"
+                        | "do"
+                        | "i"
+                        | "have"
+                        | "show"
+                        | "me"
+                )
+        })
+        .collect();
+    match words.as_slice() {
+        ["calendar"]
+        | ["calendar", "today"]
+        | ["today", "calendar"]
+        | ["todays", "calendar"]
+        | ["meetings"]
+        | ["todays", "meetings"]
+        | ["meetings", "today"]
+        | ["today", "meetings"] => Some(ServiceQuery::TodaysMeetings),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_questions_are_recognised_narrowly() {
+        for text in [
+            "calendar",
+            "Today's meetings",
+            "todays meetings?",
+            "what's on my calendar today",
+            "meetings today",
+            "do I have any meetings today?",
+        ] {
+            assert_eq!(query(text), Some(ServiceQuery::TodaysMeetings), "{text}");
+        }
+        for text in [
+            "calendar stuff for mum",
+            "connect calendar",
+            "meeting notes",
+            "todo",
+        ] {
+            assert_eq!(query(text), None, "{text}");
+        }
+    }
+
+    fn connect(service: &'static str, features: &[&'static str]) -> Option<ConnectRequest> {
+        Some(ConnectRequest {
+            service,
+            features: features.to_vec(),
+        })
+    }
+
+    #[test]
+    fn connect_phrases_name_a_service_and_features() {
+        assert_eq!(
+            parse("connect calendar"),
+            connect("microsoft", &["calendar"])
+        );
+        assert_eq!(
+            parse("Connect my calendar!"),
+            connect("microsoft", &["calendar"])
+        );
+        assert_eq!(
+            parse("please reconnect email"),
+            connect("microsoft", &["mail"])
+        );
+        assert_eq!(
+            parse("connect calendar and email"),
+            connect("microsoft", &["calendar", "mail"])
+        );
+        assert_eq!(parse("connect outlook"), connect("microsoft", &[]));
+        assert_eq!(parse("connect google"), connect("google", &[]));
+        assert_eq!(parse("link youtube"), connect("google", &["youtube"]));
+        assert_eq!(parse("connect notion"), connect("notion", &[]));
+        assert_eq!(parse("CONNECT NOTES"), connect("notion", &["notes"]));
+    }
+
+    #[test]
+    fn other_texts_are_not_connect_requests() {
+        assert_eq!(parse("connect"), None);
+        assert_eq!(parse("connect the dots with sam"), None);
+        assert_eq!(parse("todo connect calendar"), None);
+        assert_eq!(parse("calendar"), None);
+        assert_eq!(parse("connect calendar and notion"), None);
+        assert_eq!(parse("remind me to connect my calendar tomorrow"), None);
+        assert_eq!(parse(""), None);
+    }
+}
