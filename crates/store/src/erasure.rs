@@ -28,6 +28,8 @@ const COMMAND_SIDE: &[&str] = &[
     "totp_recovery_codes",
     "totp_factors",
     "api_tokens",
+    "oauth_states",
+    "connect_links",
     "phone_registry",
     "user_keys",
 ];

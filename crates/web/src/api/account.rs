@@ -34,6 +34,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("safety_flags", "flags"),
     ("schedule_items", "scheduled"),
     ("schedule_users", "schedule_settings"),
+    ("feature_switches", "feature_switches"),
 ];
 
 /// Tables that hold credentials: listed under `connections` without their secrets.
