@@ -1002,7 +1002,7 @@ impl Planner {
         position: i64,
         at: DateTime<Utc>,
     ) -> Result<Vec<PlannerEvent>, PlannerError> {
-        let task = self.task_or_err(task_id)?;
+        self.task_or_err(task_id)?;
         if let Some(new_parent) = parent {
             self.task_or_err(new_parent)?;
             if self.ancestors_and_self(new_parent).contains(&task_id) {
