@@ -21,12 +21,16 @@
 //!   webhooks, and TwiML answers.
 //! - `api`: the JSON API under `/api`, scoped to the bearer token's user.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
+//! - `sse`: `GET /api/events`, the caller's read-model changes live, resumable.
+//! - `pages`: the dashboard, server-rendered HTML with a little progressive JavaScript.
 //! - `telemetry`: per-request spans and metrics keyed by the matched route.
 
 pub mod error;
 
 mod api;
 mod ops;
+mod pages;
+mod sse;
 mod telemetry;
 mod twilio;
 
@@ -101,7 +105,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(twilio::routes())
         .merge(ops::routes())
+        .route("/api/events", axum::routing::get(sse::events))
         .nest("/api", api::routes())
+        .merge(pages::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::record_metrics))
         .layer(telemetry::trace_layer())

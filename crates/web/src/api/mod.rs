@@ -26,6 +26,8 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::AppState;
 
+pub(crate) use auth::Caller;
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/me", get(me::show))

@@ -1,0 +1,201 @@
+// Sidekick dashboard: live updates and form enhancement. No build step, no library.
+//
+// Live updates: one EventSource on /api/events. Any change re-reads the current page
+// and swaps each region marked data-live whose HTML changed, so what the server
+// renders stays the one source of truth. The browser resumes with Last-Event-ID on
+// its own; the first connection passes the last event this HTML already shows.
+(function () {
+  "use strict";
+
+  var announcer = document.getElementById("live-status");
+  function announce(text) {
+    if (!announcer) return;
+    announcer.textContent = "";
+    window.setTimeout(function () { announcer.textContent = text; }, 50);
+  }
+
+  function csrfHeaders(extra) {
+    var headers = extra || {};
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && meta.content) headers["x-csrf-token"] = meta.content;
+    return headers;
+  }
+
+  // ---- re-reading the page -------------------------------------------------
+  var refreshTimer = null;
+  var refreshing = false;
+  var again = false;
+
+  function scheduleRefresh(delay) {
+    if (refreshTimer) window.clearTimeout(refreshTimer);
+    refreshTimer = window.setTimeout(refresh, delay === undefined ? 120 : delay);
+  }
+
+  function refresh() {
+    refreshTimer = null;
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) {
+        if (r.redirected || !r.ok) throw new Error("page answered " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        swapRegions(fresh);
+      })
+      .catch(function () { /* the next change or reconnect tries again */ })
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; scheduleRefresh(0); }
+      });
+  }
+
+  function swapRegions(fresh) {
+    var newReplies = 0;
+    document.querySelectorAll("[data-live]").forEach(function (region) {
+      var next = fresh.querySelector('[data-live="' + region.dataset.live + '"]');
+      if (!next || next.innerHTML === region.innerHTML) return;
+      if (region.dataset.live === "conversation") {
+        newReplies = next.querySelectorAll(".msg.out").length - region.querySelectorAll(".msg.out").length;
+      }
+      var focusedKey = focusKey(region);
+      region.innerHTML = next.innerHTML;
+      region.classList.remove("flash");
+      void region.offsetWidth;
+      region.classList.add("flash");
+      restoreFocus(region, focusedKey);
+      if (region.dataset.live === "conversation") scrollTimeline();
+    });
+    if (newReplies > 0) announce(newReplies === 1 ? "New reply from Sidekick." : newReplies + " new replies from Sidekick.");
+  }
+
+  function focusKey(region) {
+    var el = document.activeElement;
+    if (!el || !region.contains(el)) return null;
+    return el.id || el.getAttribute("data-focus-key");
+  }
+
+  function restoreFocus(region, key) {
+    if (!key) return;
+    var el = document.getElementById(key) || region.querySelector('[data-focus-key="' + key + '"]');
+    if (el) el.focus();
+  }
+
+  function scrollTimeline() {
+    var last = document.querySelector(".timeline .msg:last-child");
+    if (last && last.scrollIntoView) last.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- the live stream -----------------------------------------------------
+  function connect() {
+    if (!window.EventSource || !document.body.hasAttribute("data-live-updates")) return;
+    var since = document.body.getAttribute("data-since");
+    var url = "/api/events" + (since ? "?since=" + encodeURIComponent(since) : "");
+    var source = new EventSource(url, { withCredentials: true });
+    source.addEventListener("hello", function () { document.body.setAttribute("data-connected", "true"); });
+    source.addEventListener("change", function () { scheduleRefresh(); });
+    source.addEventListener("reset", function () { scheduleRefresh(0); });
+    source.onerror = function () { document.body.setAttribute("data-connected", "false"); };
+  }
+
+  // ---- actions: buttons and forms that call the JSON API ---------------------
+  function call(method, url, body) {
+    var init = { method: method, credentials: "same-origin", headers: csrfHeaders({ Accept: "application/json" }) };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init).then(function (r) {
+      if (r.status === 401) { window.location.assign("/signin"); throw new Error("Please sign in again."); }
+      return r.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (!r.ok) {
+          var message = data && data.error && data.error.message ? data.error.message : "That did not go through. Try again in a moment.";
+          throw new Error(message);
+        }
+        return data;
+      });
+    });
+  }
+
+  function statusFor(el) {
+    var scope = el.closest("form, [data-status-scope]") || document;
+    return scope.querySelector("[data-form-status]") || document.getElementById("page-status");
+  }
+
+  function say(el, text) {
+    var status = statusFor(el);
+    if (status) status.textContent = text;
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-method]");
+    if (!button) return;
+    event.preventDefault();
+    var confirmText = button.getAttribute("data-confirm");
+    if (confirmText && !window.confirm(confirmText)) return;
+    var body = button.hasAttribute("data-body") ? JSON.parse(button.getAttribute("data-body")) : undefined;
+    button.disabled = true;
+    call(button.getAttribute("data-method"), button.getAttribute("data-url"), body)
+      .then(function () {
+        var done = button.getAttribute("data-done");
+        if (done) say(button, done);
+        var next = button.getAttribute("data-then");
+        if (next) { window.location.assign(next); return; }
+        scheduleRefresh(0);
+      })
+      .catch(function (e) { say(button, e.message); })
+      .then(function () { button.disabled = false; });
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute("data-json")) return;
+    event.preventDefault();
+    var body = {};
+    new FormData(form).forEach(function (value, key) { body[key] = typeof value === "string" ? value.trim() : value; });
+    var submit = form.querySelector('button[type="submit"]');
+    if (submit) submit.disabled = true;
+    call(form.getAttribute("data-method") || "POST", form.getAttribute("data-json"), body)
+      .then(function () {
+        form.reset();
+        say(form, form.getAttribute("data-done") || "Done.");
+        var next = form.getAttribute("data-then");
+        if (next) { window.location.assign(next); return; }
+        scheduleRefresh(0);
+        var first = form.querySelector("input, textarea");
+        if (first) first.focus();
+      })
+      .catch(function (e) { say(form, e.message); })
+      .then(function () { if (submit) submit.disabled = false; });
+  });
+
+  // Enter sends in the chat box; Shift+Enter makes a new line.
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || event.shiftKey || !box.matches || !box.matches("textarea[data-enter-sends]")) return;
+    event.preventDefault();
+    if (box.form && box.form.requestSubmit) box.form.requestSubmit();
+  });
+
+  // ---- memory: results as you type ----------------------------------------
+  var search = document.querySelector("input[data-instant]");
+  if (search) {
+    var searchTimer = null;
+    search.addEventListener("input", function () {
+      if (searchTimer) window.clearTimeout(searchTimer);
+      searchTimer = window.setTimeout(function () {
+        var url = new URL(window.location.href);
+        if (search.value.trim()) url.searchParams.set("q", search.value.trim());
+        else url.searchParams.delete("q");
+        window.history.replaceState(null, "", url.toString());
+        refresh();
+      }, 200);
+    });
+  }
+
+  if (document.querySelector(".timeline")) scrollTimeline();
+  connect();
+})();
