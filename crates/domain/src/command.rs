@@ -1130,6 +1130,15 @@ fn remember(s: &Sentence) -> Option<PlanningIntent> {
     })
 }
 
+/// What a fact typed on the dashboard is about and what kind it is, read the
+/// same way as the words after "remember": the subject lets "my locker code is
+/// now 5520" supersede the older code, whichever channel said it.
+pub fn describe_fact(text: &str) -> (Option<String>, MemoryCategory) {
+    let sentence = Sentence::new(text, DateTime::<Utc>::UNIX_EPOCH, chrono_tz::UTC);
+    let words = sentence.w();
+    (subject_of(&words), category_of(&words))
+}
+
 /// "my locker code is 4411", "the gate code is 1234", "I parked on level 3":
 /// a fact stated without "remember", worth keeping only when it is the kind
 /// of thing people forget — not "my day is a mess".

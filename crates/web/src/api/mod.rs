@@ -10,7 +10,8 @@
 //! - [`me`]: `GET /api/me`.
 //! - [`conversation`]: the timeline, one message, and sending a message from the web.
 //! - [`tasks`], [`reminders`], [`memories`], [`plan`]: the planning and memory read
-//!   models, read-only.
+//!   models; tasks and memories are also written, through the same aggregates
+//!   and commands as SMS.
 
 mod auth;
 mod conversation;
@@ -20,7 +21,7 @@ mod plan;
 mod reminders;
 mod tasks;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -34,10 +35,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/conversation", get(conversation::timeline))
         .route("/messages", axum::routing::post(conversation::send))
         .route("/messages/{id}", get(conversation::show))
-        .route("/tasks", get(tasks::list))
-        .route("/tasks/{id}", get(tasks::show))
+        .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/{id}", get(tasks::show).patch(tasks::update))
+        .route("/tasks/{id}/complete", post(tasks::complete))
+        .route("/tasks/{id}/breakdown", post(tasks::break_down))
         .route("/reminders", get(reminders::list))
-        .route("/memories", get(memories::list))
+        .route("/memories", get(memories::list).post(memories::create))
+        .route("/memories/{id}", axum::routing::delete(memories::forget))
         .route("/plan", get(plan::show))
         .fallback(not_found)
 }
