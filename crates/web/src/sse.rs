@@ -23,6 +23,12 @@
 //!   after it has its ping published after the subscription existed, so it arrives
 //!   live. Catch-up stops at the first event not yet projected: from there on, pings
 //!   deliver them as their read-model changes commit.
+//! - "Projected" is read from the projections' checkpoints. It also stands in for
+//!   "committed and behind every running transaction": the relay publishes an
+//!   event only once every transaction before it has ended, so an applied event has
+//!   no earlier event still to come. Reading past the applied prefix is therefore
+//!   safe without the relay's own horizon check, which lags whenever any database
+//!   on the server has a long transaction open.
 //! - Events both replayed and pinged (projected between subscribing and querying)
 //!   are sent once: live pings whose event id was in the catch-up are dropped.
 //! - A cursor that is unknown (or another user's) or a gap too long to replay sends
@@ -210,7 +216,6 @@ async fn catch_up(
         "SELECT event_id, aggregate_type, aggregate_id, sequence FROM events
           WHERE aggregate_id = $1
             AND (txid, position) > (($2::bigint)::text::xid8, $3)
-            AND txid < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY txid, position
           LIMIT $4",
     )
@@ -255,7 +260,7 @@ async fn catch_up(
 pub(crate) async fn resume_point(pool: &PgPool, user: UserId) -> Result<Option<Uuid>, ApiError> {
     let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
         "SELECT event_id, aggregate_type, aggregate_id, sequence FROM events
-          WHERE aggregate_id = $1 AND txid < pg_snapshot_xmin(pg_current_snapshot())
+          WHERE aggregate_id = $1
           ORDER BY txid DESC, position DESC
           LIMIT 50",
     )

@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings", get(settings::page))
         .route("/data", get(data::page))
         .route("/signin", get(signin::page))
+        .route("/signin/second-factor", get(signin::second_factor))
         .route("/assets/app.css", get(stylesheet))
         .route("/assets/app.js", get(script))
 }

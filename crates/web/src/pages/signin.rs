@@ -13,22 +13,22 @@ use super::layout::{render, Frame, Nav};
 pub(crate) struct Step {
     /// Set once a code was requested: show the code form for this number.
     phone: Option<String>,
-    /// A short reason the last attempt did not work, chosen by the handler.
+    /// A short reason the last attempt did not work: the API's `error.code`.
     error: Option<String>,
+    /// Seconds to wait, with `error=rate_limited`.
+    retry_after: Option<u64>,
 }
 
 pub(crate) async fn page(step: Result<Query<Step>, QueryRejection>) -> maud::Markup {
-    let Step { phone, error } = step.map(|Query(s)| s).unwrap_or_default();
+    let Step {
+        phone,
+        error,
+        retry_after,
+    } = step.map(|Query(s)| s).unwrap_or_default();
     let phone = phone
         .map(|p| p.trim().chars().take(20).collect::<String>())
         .filter(|p| !p.is_empty());
-    let problem = error.as_deref().map(|e| match e {
-        "code" => "That code did not work. Check the latest text and try again.",
-        "expired" => "That code has expired. Ask for a new one below.",
-        "limit" => "Too many tries for now. Wait a few minutes, then ask for a new code.",
-        "phone" => "That does not look like a phone number. Include the country code, like +1.",
-        _ => "That did not work. Please try again.",
-    });
+    let problem = error.as_deref().map(|e| problem(e, retry_after));
     render(
         Frame {
             title: "Sign in",
@@ -52,9 +52,10 @@ pub(crate) async fn page(step: Result<Query<Step>, QueryRejection>) -> maud::Mar
                     }
                 }
                 Some(phone) => {
+                    p { "We texted a code to " strong { (phone) } "." }
                     form.card method="post" action="/auth/verify" {
                         input type="hidden" name="phone" value=(phone);
-                        label for="code" { "The code we texted to " (phone) }
+                        label for="code" { "Your 6-digit code" }
                         span.hint #code-hint { "6 digits. It works for 10 minutes." }
                         input #code type="text" name="code" required autocomplete="one-time-code"
                             inputmode="numeric" pattern="[0-9 ]*" maxlength="12"
@@ -63,6 +64,47 @@ pub(crate) async fn page(step: Result<Query<Step>, QueryRejection>) -> maud::Mar
                     }
                     p { a href="/signin" { "Use a different number, or get a new code" } }
                 }
+            }
+        },
+    )
+}
+
+/// The sign-in handlers' error codes, in plain words with what to do next.
+fn problem(code: &str, retry_after: Option<u64>) -> String {
+    match code {
+        "wrong_code" => "That code didn't match. Check the latest text and try again.".into(),
+        "code_expired" => "That code has expired. Ask for a new one.".into(),
+        "too_many_attempts" => "That code has had too many tries. Ask for a new one.".into(),
+        "no_code" => "No code is waiting for that number. Ask for a new one.".into(),
+        "rate_limited" => match retry_after {
+            Some(s) if s > 90 => format!("Lots of tries just now. Please wait about {} minutes.", s.div_ceil(60)),
+            Some(s) => format!("Lots of tries just now. Please wait {s} seconds."),
+            None => "Lots of tries just now. Please wait a few minutes.".into(),
+        },
+        "bad_request" | "unprocessable" => {
+            "That doesn't look like a phone number. Include the country code, like +1 555 123 4567.".into()
+        }
+        _ => "That didn't work. Please try again.".into(),
+    }
+}
+
+/// `/signin/second-factor`: the code from an authenticator app, or a recovery code.
+pub(crate) async fn second_factor() -> maud::Markup {
+    render(
+        Frame {
+            title: "One more step",
+            nav: Nav::None,
+            live: false,
+            since: None,
+        },
+        html! {
+            h1 { "One more step" }
+            form.card method="post" action="/auth/second-factor" {
+                label for="factor-code" { "Code from your authenticator app" }
+                span.hint #factor-hint { "Or one of your recovery codes." }
+                input #factor-code type="text" name="code" required autocomplete="one-time-code"
+                    maxlength="32" aria-describedby="factor-hint";
+                p { button.primary type="submit" { "Continue" } }
             }
         },
     )

@@ -1,0 +1,151 @@
+//! The dashboard's pages, rendered by the real router against real PostgreSQL:
+//! each shows the viewer's own data (and nobody else's), escapes what people
+//! typed, and sends anyone not signed in to sign in.
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use sidekick_domain::planner::{PlannerCommand, TaskId};
+use sidekick_domain::UserId;
+use sidekick_store::{events, CommandMeta};
+
+const ALICE: &str = "+15551230031";
+const BOB: &str = "+15551230032";
+
+async fn add_task(app: &TestApp, user: UserId, title: &str, parent: Option<TaskId>) -> TaskId {
+    let key = app.store.data_key(user).await.expect("key");
+    let task_id = TaskId::generate();
+    app.store
+        .execute_planner(
+            user,
+            PlannerCommand::AddTask {
+                task_id,
+                title: key.seal(title),
+                parent,
+                goal: None,
+                position: None,
+                estimate_minutes: None,
+                due: None,
+                at: Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .expect("add task");
+    task_id
+}
+
+async fn project(app: &TestApp, user: UserId) {
+    let projections = sidekick_projector::all_with(&app.store);
+    for event in events::for_user(app.pool(), user, None)
+        .await
+        .expect("events")
+    {
+        for p in &projections {
+            sidekick_projector::project(app.pool(), p.as_ref(), &event)
+                .await
+                .expect("project");
+        }
+    }
+}
+
+async fn page(app: &TestApp, path: &str, token: &str) -> String {
+    let response = app.get(path, Some(token)).await;
+    assert_eq!(response.status(), 200, "{path}");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{path} is HTML"
+    );
+    body_text(response).await
+}
+
+#[tokio::test]
+async fn pages_show_the_viewers_own_data_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_token) = app.user_with_token(ALICE, Some("Alice")).await;
+    let (bob, bob_token) = app.user_with_token(BOB, None).await;
+    let taxes = add_task(&app, alice, "Do the <taxes>", None).await;
+    add_task(&app, alice, "Find last year's return", Some(taxes)).await;
+    add_task(&app, bob, "Bob's secret plan", None).await;
+    project(&app, alice).await;
+    project(&app, bob).await;
+
+    let today = page(&app, "/", &alice_token).await;
+    assert!(today.contains("Your next step"), "{today}");
+    assert!(
+        today.contains("Find last year&#39;s return") || today.contains("Find last year's return"),
+        "the next step is the first step of the first task: {today}"
+    );
+    // The live stream starts at an event of Alice's the render includes (the newest
+    // one whose transaction is behind every running one, so possibly not the last).
+    let since = today
+        .split("data-since=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("data-since on the page");
+    let alices: Vec<String> = events::for_user(app.pool(), alice, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event_id.to_string())
+        .collect();
+    assert!(alices.iter().any(|id| id == since), "{since} is one of Alice's events");
+
+    let tasks = page(&app, "/tasks", &alice_token).await;
+    assert!(tasks.contains("Do the &lt;taxes&gt;"), "titles are escaped: {tasks}");
+    assert!(!tasks.contains("<taxes>"));
+    assert!(!tasks.contains("Bob&#39;s secret plan") && !tasks.contains("Bob's secret plan"));
+    let bobs = page(&app, "/tasks", &bob_token).await;
+    assert!(bobs.contains("secret plan"));
+    assert!(!bobs.contains("taxes"), "Bob sees none of Alice's tasks");
+
+    for path in [
+        "/memory",
+        "/memory?q=taxes",
+        "/conversation",
+        "/connections",
+        "/settings",
+        "/data",
+    ] {
+        let html = page(&app, path, &alice_token).await;
+        assert!(html.contains("<main"), "{path}");
+        assert!(!html.contains("secret plan"), "{path}");
+    }
+    let settings = page(&app, "/settings", &alice_token).await;
+    assert!(settings.contains("Alice"), "{settings}");
+    let connections = page(&app, "/connections", &alice_token).await;
+    for name in ["Google", "Microsoft", "Notion"] {
+        assert!(connections.contains(name));
+    }
+    assert!(connections.contains("Not available yet"));
+
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn without_signing_in_pages_lead_to_sign_in() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/", "/tasks", "/memory", "/conversation", "/settings", "/data"] {
+        let response = client.get(app.url(path)).send().await.unwrap();
+        assert!(response.status().is_redirection(), "{path}: {}", response.status());
+        assert_eq!(response.headers()["location"], "/signin", "{path}");
+    }
+    let signin = body_text(app.get("/signin", None).await).await;
+    assert!(signin.contains(r#"action="/auth/code""#));
+    let code = body_text(app.get("/signin?step=code&phone=%2B15551230031&error=wrong_code", None).await).await;
+    assert!(code.contains(r#"autocomplete="one-time-code""#), "{code}");
+    assert!(code.contains("+15551230031"));
+    assert!(code.contains("didn&#39;t match") || code.contains("didn't match"), "{code}");
+    for asset in ["/assets/app.css", "/assets/app.js"] {
+        assert_eq!(app.get(asset, None).await.status(), 200, "{asset}");
+    }
+    app.cleanup().await;
+}

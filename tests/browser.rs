@@ -1,0 +1,341 @@
+//! The dashboard in a real browser: headless Chromium over WebDriver (chromedriver),
+//! against the real binary with real PostgreSQL and NATS and a fake Twilio.
+//!
+//! One flow, as a person would use it: sign in with the code texted to the fake
+//! Twilio, add a task on the web, text "done 1" through the signed webhook and see
+//! it checked on the open page without a reload, then chat on the web and see the
+//! reply arrive. Every page is photographed into `target/screenshots/` and checked
+//! with axe-core (`tests/browser/`, `npm ci`): a serious or critical accessibility
+//! violation fails the test.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium
+//! chromium-driver`; `.ci/run` installs them). Without them the test fails and says
+//! so — it never passes without having looked.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use sidekick_integrations::twilio::fake::FakeTwilio;
+
+const ALICE: &str = "+15550107001";
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_binary(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn chromium() -> PathBuf {
+    find_binary(&["chromium", "chromium-browser", "google-chrome"]).unwrap_or_else(|| {
+        panic!(
+            "the browser tests need Chromium, and none is installed: \
+             run `apt-get install -y chromium chromium-driver` (.ci/run does this)"
+        )
+    })
+}
+
+async fn start_driver() -> Driver {
+    let binary = find_binary(&["chromedriver"]).unwrap_or_else(|| {
+        panic!(
+            "the browser tests need chromedriver, and it is not installed: \
+             run `apt-get install -y chromium-driver` (.ci/run does this)"
+        )
+    });
+    let port = free_port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("{url}/status")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver, extra: &[&str]) -> Client {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1000",
+        "--lang=en-US",
+    ];
+    args.extend_from_slice(extra);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": chromium(), "args": args }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshots_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp: keep the pictures next to it.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    // Let the stylesheet and any live refresh settle before the picture.
+    wait_for(client, "document.readyState === 'complete'", "the page to load").await;
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).expect("save screenshot");
+}
+
+/// Polls `condition` (a JS expression) until it is true, up to 15 s.
+async fn wait_for(client: &Client, condition: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let script = format!("return Boolean({condition});");
+    loop {
+        if client.execute(&script, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let text = client
+                .execute("return document.body ? document.body.innerText : ''", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what}; the page says:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+fn axe_source() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "axe-core is not installed at {}: run `npm ci --prefix tests/browser` (.ci/run does this)",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on the current page; the serious and critical violations.
+async fn axe(client: &Client, source: &str, page: &str) -> Vec<String> {
+    client
+        .execute(&format!("{source}\nreturn true;"), vec![])
+        .await
+        .expect("inject axe-core");
+    let result = client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               axe.run(document, { resultTypes: ["violations"] })
+                 .then(r => done(r.violations
+                   .filter(v => v.impact === "serious" || v.impact === "critical")
+                   .map(v => v.impact + " " + v.id + ": " + v.help + " at " +
+                        v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))))
+                 .catch(e => done(["axe failed: " + e]));"#,
+            vec![],
+        )
+        .await
+        .expect("run axe-core");
+    result
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| format!("{page}: {}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![format!("{page}: axe gave {result}")])
+}
+
+/// Sets a marker on the window: still there later means the page never reloaded.
+async fn mark_no_reload(client: &Client) {
+    client
+        .execute("window.__sidekickNoReload = true; return true;", vec![])
+        .await
+        .expect("mark");
+}
+
+async fn assert_not_reloaded(client: &Client) {
+    let marked = client
+        .execute("return window.__sidekickNoReload === true;", vec![])
+        .await
+        .expect("check marker");
+    assert_eq!(marked, Value::Bool(true), "the page reloaded; it should update in place");
+}
+
+/// The 6-digit code in a sign-in text.
+fn code_in(body: &str) -> String {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no 6-digit code in {body:?}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
+    let axe_js = axe_source();
+    let driver = start_driver().await;
+    let twilio = FakeTwilio::start().await;
+    let app = App::start(&twilio, "browser").await;
+    app.cli(&["users", "add", "--phone", ALICE, "--name", "Alice"]).await;
+    let client = browser(&driver, &[]).await;
+    let base = app.base.clone();
+    let mut violations = Vec::new();
+
+    // Signed out, every page leads to sign-in.
+    client.goto(&format!("{base}/tasks")).await.expect("open");
+    wait_for(&client, "location.pathname === '/signin'", "the sign-in page").await;
+    screenshot(&client, "signin").await;
+    violations.extend(axe(&client, &axe_js, "/signin").await);
+
+    // Sign in with the code the fake Twilio received.
+    let before = sent_to(&twilio, ALICE).len();
+    client.find(Locator::Css("#phone")).await.expect("phone field").send_keys(ALICE).await.expect("type");
+    client.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("click");
+    wait_for(&client, "document.querySelector('#code') !== null", "the code step").await;
+    screenshot(&client, "signin-code").await;
+    violations.extend(axe(&client, &axe_js, "/signin?step=code").await);
+    let text = next_to(&twilio, ALICE, before).await;
+    let code = code_in(&text.body);
+    client.find(Locator::Css("#code")).await.expect("code field").send_keys(&code).await.expect("type");
+    client.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("click");
+    wait_for(&client, "location.pathname === '/' && document.querySelector('.next') !== null", "Today").await;
+    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
+    screenshot(&client, "today-empty").await;
+
+    // Add a task on the web.
+    client.goto(&format!("{base}/tasks")).await.expect("tasks");
+    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
+    client.find(Locator::Css("#new-task")).await.expect("field").send_keys("Buy oat milk").await.expect("type");
+    client.find(Locator::Css("form[data-json='/api/tasks'] button[type=submit]")).await.expect("add").click().await.expect("click");
+    wait_for(
+        &client,
+        "[...document.querySelectorAll('[data-live=tasks] .title')].some(e => e.textContent === 'Buy oat milk')",
+        "the new task in the list",
+    )
+    .await;
+    screenshot(&client, "tasks").await;
+    violations.extend(axe(&client, &axe_js, "/tasks").await);
+
+    // Finish it by text; the open page checks it off by itself.
+    mark_no_reload(&client).await;
+    app.text(ALICE, "done 1").await;
+    wait_for(
+        &client,
+        "[...document.querySelectorAll('[data-live=done] .task.done .title')].some(e => e.textContent === 'Buy oat milk') \
+         && ![...document.querySelectorAll('[data-live=tasks] .title')].some(e => e.textContent === 'Buy oat milk')",
+        "the task checked off after the SMS",
+    )
+    .await;
+    assert_not_reloaded(&client).await;
+    screenshot(&client, "tasks-done-by-sms").await;
+
+    // Today celebrates it.
+    client.goto(&base).await.expect("today");
+    wait_for(&client, "document.querySelector('.celebrate') !== null", "progress on Today").await;
+    screenshot(&client, "today").await;
+    violations.extend(axe(&client, &axe_js, "/").await);
+
+    // Chat on the web; the reply arrives without a reload.
+    client.goto(&format!("{base}/conversation")).await.expect("chat");
+    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
+    mark_no_reload(&client).await;
+    let replies_before: u64 = client
+        .execute("return document.querySelectorAll('.msg.out').length", vec![])
+        .await
+        .expect("count")
+        .as_u64()
+        .unwrap_or(0);
+    client.find(Locator::Css("#chat-body")).await.expect("box").send_keys("add call the dentist").await.expect("type");
+    client.find(Locator::Css("form[data-json='/api/messages'] button[type=submit]")).await.expect("send").click().await.expect("click");
+    wait_for(
+        &client,
+        "[...document.querySelectorAll('.msg.in p')].some(e => e.textContent === 'add call the dentist')",
+        "my web message in the timeline",
+    )
+    .await;
+    wait_for(
+        &client,
+        &format!("document.querySelectorAll('.msg.out').length > {replies_before}"),
+        "Sidekick's reply",
+    )
+    .await;
+    assert_not_reloaded(&client).await;
+    let last = text_of(&client, ".timeline .msg.out:last-child p").await;
+    assert!(!last.trim().is_empty(), "the reply has words");
+    screenshot(&client, "conversation").await;
+    violations.extend(axe(&client, &axe_js, "/conversation").await);
+
+    for (path, name) in [
+        ("/memory", "memory"),
+        ("/connections", "connections"),
+        ("/settings", "settings"),
+        ("/data", "data"),
+    ] {
+        client.goto(&format!("{base}{path}")).await.expect("page");
+        wait_for(&client, "document.querySelector('main h1') !== null", path).await;
+        screenshot(&client, name).await;
+        violations.extend(axe(&client, &axe_js, path).await);
+    }
+
+    // A phone-sized screen.
+    client.set_window_size(390, 844).await.expect("resize");
+    for (path, name) in [("/", "phone-today"), ("/tasks", "phone-tasks"), ("/conversation", "phone-conversation")] {
+        client.goto(&format!("{base}{path}")).await.expect("page");
+        screenshot(&client, name).await;
+        violations.extend(axe(&client, &axe_js, &format!("{path} (phone)")).await);
+    }
+
+    client.close().await.expect("close browser");
+    app.stop().await;
+    assert!(
+        violations.is_empty(),
+        "serious or critical accessibility violations:\n{}",
+        violations.join("\n")
+    );
+}
