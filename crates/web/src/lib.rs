@@ -125,6 +125,14 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "http server listening");
     }
+    // Live-update streams never end on their own: tell them when shutdown begins,
+    // so the graceful shutdown does not wait for every open dashboard forever.
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let router = router.layer(axum::Extension(sse::Closing(closed)));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.send(true);
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

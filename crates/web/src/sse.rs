@@ -50,6 +50,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::Extension;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
@@ -69,6 +70,11 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_CATCH_UP: i64 = 500;
 /// How long the browser waits before reconnecting (the SSE `retry:` field).
 const RECONNECT_AFTER: Duration = Duration::from_secs(2);
+
+/// Becomes `true` when the server begins to shut down: open streams end then, so
+/// the graceful shutdown is not held open by dashboards (they reconnect elsewhere).
+#[derive(Debug, Clone)]
+pub(crate) struct Closing(pub tokio::sync::watch::Receiver<bool>);
 
 /// One resource that changed; the page re-reads what shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +100,7 @@ pub(crate) struct Since {
 pub(crate) async fn events(
     State(state): State<AppState>,
     Caller(user): Caller,
+    closing: Option<Extension<Closing>>,
     headers: HeaderMap,
     since: Result<Query<Since>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -118,6 +125,7 @@ pub(crate) async fn events(
     };
     metrics::counter!("sidekick_sse_connections_total").increment(1);
     tracing::debug!(replayed = first.len(), "live updates stream opened");
+    let open = OpenStream::new();
 
     let replayed: HashSet<Uuid> = first.iter().filter_map(Outgoing::event_id).collect();
     let live = live.filter_map(move |message| {
@@ -129,8 +137,37 @@ pub(crate) async fn events(
     let stream = stream::once(async { Outgoing::Hello })
         .chain(stream::iter(first))
         .chain(live)
-        .map(|o| Ok(o.into_event()));
+        .take_until(async move {
+            match closing {
+                Some(Extension(Closing(mut closed))) => {
+                    let _ = closed.wait_for(|closed| *closed).await;
+                }
+                None => std::future::pending().await,
+            }
+        })
+        .map(move |o| {
+            // Owned by the stream, so it is dropped (and counted) with it.
+            let _open = &open;
+            Ok(o.into_event())
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// Counts open streams (`sidekick_sse_open_streams`) for as long as it lives.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> Self {
+        metrics::gauge!("sidekick_sse_open_streams").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!("sidekick_sse_open_streams").decrement(1.0);
+        tracing::debug!("live updates stream closed");
+    }
 }
 
 fn bus_down(e: sidekick_bus::BusError) -> ApiError {

@@ -222,8 +222,15 @@ async fn each_connection_carries_only_its_own_users_changes() {
     let anonymous = app.get("/api/events", None).await;
     assert_eq!(anonymous.status(), 401);
 
-    drop((alice_stream, bob_stream, probe));
+    // Shutting down ends open streams rather than waiting for them (cleanup
+    // asserts a clean, prompt shutdown).
+    drop((bob_stream, probe));
     app.cleanup().await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = alice_stream.response.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended with the server");
 }
 
 #[tokio::test]
@@ -286,5 +293,72 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed_once() {
     assert_eq!(resumed.change().await.0, fourth.to_string());
 
     drop((stream, lost, resumed));
+    app.cleanup().await;
+}
+
+/// Hundreds of open dashboards: each gets its own user's change promptly, and an
+/// idle connection costs a few kilobytes and no database work.
+#[tokio::test]
+async fn hundreds_of_open_streams_cost_little() {
+    const STREAMS: usize = 300;
+    let app = TestApp::spawn().await;
+    let (alice, token) = app.user_with_token(ALICE, None).await;
+    project_and_ping(&app, alice).await;
+    let rss = || {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| pages * 4096)
+            .unwrap_or(0)
+    };
+    let db_before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let before = rss();
+    let mut streams = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        // A client each, as browsers are: one connection per stream.
+        let client = reqwest::Client::new();
+        let response = client
+            .get(app.url("/api/events"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("open");
+        assert_eq!(response.status(), 200);
+        let mut s = Stream { response, buffer: String::new() };
+        assert_eq!(s.next(Duration::from_secs(10)).await.unwrap().event, "hello");
+        streams.push((client, s));
+    }
+    let after = rss();
+    let db_after: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let per_stream = after.saturating_sub(before) / STREAMS as u64;
+    eprintln!(
+        "{STREAMS} open streams: {} KiB more resident memory (client and server together), \
+         {} KiB each; database connections {db_before} → {db_after}",
+        after.saturating_sub(before) / 1024,
+        per_stream / 1024
+    );
+    assert!(
+        per_stream < 512 * 1024,
+        "an open stream should cost kilobytes, not {per_stream} bytes"
+    );
+    assert!(
+        db_after <= db_before + 10,
+        "idle streams hold no database connections ({db_before} → {db_after})"
+    );
+
+    let task = add_task(&app, alice, "one change for everyone").await;
+    let started = std::time::Instant::now();
+    project_and_ping(&app, alice).await;
+    for (_, s) in &mut streams {
+        assert_eq!(s.change().await.0, task.to_string());
+    }
+    eprintln!("one change reached {STREAMS} streams in {:?}", started.elapsed());
+    drop(streams);
     app.cleanup().await;
 }

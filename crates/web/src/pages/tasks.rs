@@ -169,7 +169,6 @@ fn task_list(nodes: &[Node], label: &str) -> Markup {
                                 button.quiet type="button"
                                     data-focus-key={ "split-" (node.id) }
                                     data-method="POST" data-url={ "/api/tasks/" (node.id) "/breakdown" }
-                                    data-body="{}"
                                     data-done="Breaking it down. Steps appear here in a moment." {
                                     "Break down" span.sr-only { ": " (node.title) }
                                 }
