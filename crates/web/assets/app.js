@@ -82,9 +82,11 @@
     if (el) el.focus();
   }
 
+  // Newest last: keep the conversation scrolled to its end (inside its own box,
+  // so the chat box below stays where it is).
   function scrollTimeline() {
-    var last = document.querySelector(".timeline .msg:last-child");
-    if (last && last.scrollIntoView) last.scrollIntoView({ block: "nearest" });
+    var scroller = document.querySelector(".scroller");
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
   }
 
   // ---- the live stream -----------------------------------------------------

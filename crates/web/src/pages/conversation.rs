@@ -29,7 +29,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
         html! {
             h1 { "Chat" }
             p.muted { "Texts and web messages, in one place. Sidekick answers here and by text alike." }
-            section aria-label="Messages" data-live="conversation" {
+            section.scroller aria-label="Messages" tabindex="0" data-live="conversation" {
                 @if rows.is_empty() {
                     p.muted { "No messages yet. Say hi below." }
                 } @else {

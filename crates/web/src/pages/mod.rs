@@ -44,7 +44,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/memory", get(memory::page))
         .route("/conversation", get(conversation::page))
         .route("/connections", get(connections::page))
-        .route("/settings", get(settings::page))
+        .route("/settings", get(settings::page).post(settings::save))
         .route("/data", get(data::page))
         .route("/signin", get(signin::page))
         .route("/signin/second-factor", get(signin::second_factor))

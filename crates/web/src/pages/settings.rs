@@ -1,14 +1,27 @@
-//! `/settings`: name, timezone, quiet hours, nudges and the second factor. Each
-//! shows its current value and the one text that changes it, so nothing needs
-//! learning twice.
+//! `/settings`: name, timezone, quiet hours, check-ins, and the second factor.
+//!
+//! One form, saved with one button, changing only what differs (each change is
+//! the same Account command a text like "quiet hours 22-8" gives). `POST /settings`
+//! takes JSON from the page script, authenticated and CSRF-checked like the API.
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use maud::{html, Markup};
-use sidekick_store::sync;
+use axum::http::StatusCode;
+use axum::Json;
+use maud::html;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sidekick_domain::{AccountCommand, QuietHours, TimeOfDay, Timezone};
+use sidekick_store::{sync, CommandMeta};
 
 use super::layout::{render, settings_nav, Frame, Nav};
 use super::{open, PageResult, Viewer};
+use crate::api::Caller;
+use crate::error::ApiError;
 use crate::AppState;
+
+/// A name is what Sidekick calls you in a text: short.
+const MAX_NAME_CHARS: usize = 40;
 
 pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
@@ -28,17 +41,44 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
         html! {
             (settings_nav("/settings"))
             h1 { "Settings" }
-            div data-live="me" {
-                dl.card {
-                    (setting("Name", name.as_deref().unwrap_or("Not set"), "call me Sam"))
-                    (setting("Timezone", account.timezone.name(), "timezone Europe/Berlin"))
-                    (setting(
-                        "Quiet hours",
-                        &format!("{} to {}", account.quiet_hours.start, account.quiet_hours.end),
-                        "quiet 22:00-07:30",
-                    ))
-                    (setting("Check-ins", if account.nudges_off { "Off" } else { "On" },
-                        if account.nudges_off { "nudges on" } else { "nudges off" }))
+            form.card data-json="/settings" data-done="Saved." {
+                div.field {
+                    label for="name" { "Your name" }
+                    span.hint #name-hint { "What Sidekick calls you." }
+                    input #name type="text" name="name" value=[name.as_deref()]
+                        maxlength=(MAX_NAME_CHARS) autocomplete="given-name" aria-describedby="name-hint";
+                }
+                div.field {
+                    label for="timezone" { "Timezone" }
+                    span.hint #tz-hint { "Like Europe/Berlin or America/New_York. Times on every page use it." }
+                    input #timezone type="text" name="timezone" value=(account.timezone.name())
+                        required autocomplete="off" spellcheck="false" aria-describedby="tz-hint";
+                }
+                fieldset {
+                    legend { "Quiet hours" }
+                    span.hint { "No check-ins then. Reminders you set for that time still come." }
+                    div.actions {
+                        div {
+                            label for="quiet-start" { "From" }
+                            input #quiet-start type="time" name="quiet_start" required
+                                value=(account.quiet_hours.start.to_string());
+                        }
+                        div {
+                            label for="quiet-end" { "Until" }
+                            input #quiet-end type="time" name="quiet_end" required
+                                value=(account.quiet_hours.end.to_string());
+                        }
+                    }
+                }
+                div.field.checkbox {
+                    input #nudges type="checkbox" name="nudges" value="on" checked[!account.nudges_off]
+                        aria-describedby="nudges-hint";
+                    label for="nudges" { "Check-ins" }
+                    span.hint #nudges-hint { "A short text now and then when things go quiet. At most 3 a day." }
+                }
+                p.actions {
+                    button.primary type="submit" { "Save" }
+                    span.status data-form-status role="status" {}
                 }
             }
             section.card aria-labelledby="factor-heading" {
@@ -49,11 +89,94 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
     ))
 }
 
-fn setting(label: &str, value: &str, text: &str) -> Markup {
-    html! {
-        div.row {
-            dt.grow { strong { (label) } br; (value) }
-            dd.meta { "To change, text: " q { (text) } }
+#[derive(Debug, Deserialize)]
+pub(crate) struct SettingsForm {
+    #[serde(default)]
+    name: String,
+    timezone: String,
+    quiet_start: String,
+    quiet_end: String,
+    /// Present ("on") when the box is ticked; absent when not, as browsers send it.
+    #[serde(default)]
+    nudges: Option<String>,
+}
+
+/// `POST /settings`: applies what changed, as the same Account commands a text
+/// gives; `200 {"changed": n}`.
+pub(crate) async fn save(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    form: Result<Json<SettingsForm>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(form) = form.map_err(|_| {
+        ApiError::Unprocessable(
+            "expected a JSON object with \"timezone\", \"quiet_start\" and \"quiet_end\"".into(),
+        )
+    })?;
+    let account = state.store.account(user).await?;
+    let mut commands = Vec::new();
+
+    let name = form.name.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "a name can be at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if !name.is_empty() {
+        let key = state.store.data_key(user).await?;
+        let current = account.name.as_ref().and_then(|n| key.open(n).ok());
+        if current.as_deref() != Some(name) {
+            commands.push(AccountCommand::SetName {
+                name: key.seal(name),
+            });
         }
+    }
+    let timezone = Timezone::parse(form.timezone.trim()).map_err(|_| {
+        ApiError::Unprocessable(
+            "That timezone isn't one I know. Try a name like Europe/Berlin.".into(),
+        )
+    })?;
+    if timezone != account.timezone {
+        commands.push(AccountCommand::SetTimezone { timezone });
+    }
+    let quiet_hours = QuietHours {
+        start: time_of_day(&form.quiet_start)?,
+        end: time_of_day(&form.quiet_end)?,
+    };
+    if quiet_hours != account.quiet_hours {
+        commands.push(AccountCommand::SetQuietHours { quiet_hours });
+    }
+    let on = form.nudges.is_some();
+    if on == account.nudges_off {
+        commands.push(AccountCommand::SetNudges { on });
+    }
+    let changed = commands.len();
+    for command in commands {
+        state
+            .store
+            .execute_account(user, command, CommandMeta::new())
+            .await?;
+    }
+    tracing::info!(changed, "settings saved from the web");
+    Ok((StatusCode::OK, Json(json!({ "changed": changed }))))
+}
+
+/// "HH:MM", as `<input type=time>` sends it (seconds, if a browser adds them, are dropped).
+fn time_of_day(s: &str) -> Result<TimeOfDay, ApiError> {
+    let hm: String = s.trim().chars().take(5).collect();
+    TimeOfDay::parse(&hm)
+        .map_err(|_| ApiError::Unprocessable("quiet hours are times like 21:00".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_come_from_time_inputs() {
+        assert_eq!(time_of_day("21:30").unwrap(), TimeOfDay::hm(21, 30));
+        assert_eq!(time_of_day("07:05:00").unwrap(), TimeOfDay::hm(7, 5));
+        assert!(time_of_day("7pm").is_err());
+        assert!(time_of_day("").is_err());
     }
 }

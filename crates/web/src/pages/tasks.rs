@@ -119,7 +119,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
                     @if open.is_empty() {
                         p.muted { "Nothing here yet. Add one above, or text it to Sidekick." }
                     } @else {
-                        (task_list(&open, "Tasks"))
+                        (task_list(&open, "Tasks", true))
                     }
                 }
             }
@@ -144,7 +144,8 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
     ))
 }
 
-fn task_list(nodes: &[Node], label: &str) -> Markup {
+/// `top`: the person's own tasks (break down is offered there; steps are small already).
+fn task_list(nodes: &[Node], label: &str, top: bool) -> Markup {
     html! {
         ol.plain aria-label=(label) {
             @for (i, node) in nodes.iter().enumerate() {
@@ -159,13 +160,7 @@ fn task_list(nodes: &[Node], label: &str) -> Markup {
                         }
                         span.grow.title { (node.title) }
                         div.actions {
-                            @if i > 0 {
-                                (move_button(node, &nodes[i - 1], "↑", "Move up"))
-                            }
-                            @if i + 1 < nodes.len() {
-                                (move_button(node, &nodes[i + 1], "↓", "Move down"))
-                            }
-                            @if node.children.is_empty() {
+                            @if top && node.children.is_empty() {
                                 button.quiet type="button"
                                     data-focus-key={ "split-" (node.id) }
                                     data-method="POST" data-url={ "/api/tasks/" (node.id) "/breakdown" }
@@ -173,10 +168,20 @@ fn task_list(nodes: &[Node], label: &str) -> Markup {
                                     "Break down" span.sr-only { ": " (node.title) }
                                 }
                             }
+                            @if i > 0 {
+                                (move_button(node, &nodes[i - 1], "↑", "Move up"))
+                            } @else {
+                                span.slot {}
+                            }
+                            @if i + 1 < nodes.len() {
+                                (move_button(node, &nodes[i + 1], "↓", "Move down"))
+                            } @else {
+                                span.slot {}
+                            }
                         }
                     }
                     @if !node.children.is_empty() {
-                        (task_list(&node.children, &format!("Steps of {}", node.title)))
+                        (task_list(&node.children, &format!("Steps of {}", node.title), false))
                     }
                 }
             }
