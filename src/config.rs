@@ -30,6 +30,11 @@ const KEYS: &[&str] = &[
     "SIDEKICK_LLM",
     "SIDEKICK_STUB_LATENCY_MS",
     "SIDEKICK_LOG_FORMAT",
+    "SIDEKICK_SESSION_IDLE_MINUTES",
+    "SIDEKICK_SESSION_MAX_DAYS",
+    "SIDEKICK_SIGNIN_CODES_PER_PHONE",
+    "SIDEKICK_SIGNIN_CODES_PER_ADDRESS",
+    "SIDEKICK_TRUST_FORWARDED_FOR",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -56,6 +61,22 @@ pub struct Config {
     #[serde(deserialize_with = "number_or_text")]
     pub sidekick_stub_latency_ms: u64,
     pub sidekick_log_format: Option<String>,
+    /// A web session idle longer than this ends (minutes; default 7 days).
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_session_idle_minutes: u64,
+    /// A web session older than this ends however busy (days; default 30).
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_session_max_days: u64,
+    /// Sign-in codes one number may ask for per 15 minutes (default 3).
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_signin_codes_per_phone: u32,
+    /// Sign-in codes one client address may ask for per 15 minutes (default 20).
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_signin_codes_per_address: u32,
+    /// Whether the client address is the last `X-Forwarded-For` entry: set only
+    /// behind a reverse proxy that sets it (default false).
+    #[serde(deserialize_with = "bool_or_text")]
+    pub sidekick_trust_forwarded_for: bool,
 }
 
 impl Default for Config {
@@ -79,6 +100,11 @@ impl Default for Config {
             sidekick_llm: None,
             sidekick_stub_latency_ms: 0,
             sidekick_log_format: None,
+            sidekick_session_idle_minutes: 7 * 24 * 60,
+            sidekick_session_max_days: 30,
+            sidekick_signin_codes_per_phone: 3,
+            sidekick_signin_codes_per_address: 20,
+            sidekick_trust_forwarded_for: false,
         }
     }
 }
@@ -101,6 +127,29 @@ where
             .trim()
             .parse()
             .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number"))),
+    }
+}
+
+/// Booleans may come from TOML (a boolean) or the environment (`true`/`1`/`yes`…).
+fn bool_or_text<'de, D>(d: D) -> Result<bool, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Bool(b) => Ok(b),
+        Either::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not true or false"
+            ))),
+        },
     }
 }
 
@@ -183,7 +232,27 @@ impl Config {
             bail!("TWILIO_MAX_MPS must be 0 (no pacing) or more");
         }
         sidekick_bus::Namespace::parse(&self.sidekick_namespace).map_err(anyhow::Error::msg)?;
+        if self.sidekick_session_idle_minutes == 0 || self.sidekick_session_max_days == 0 {
+            bail!("SIDEKICK_SESSION_IDLE_MINUTES and SIDEKICK_SESSION_MAX_DAYS must be at least 1");
+        }
+        if self.sidekick_signin_codes_per_phone == 0 || self.sidekick_signin_codes_per_address == 0
+        {
+            bail!("SIDEKICK_SIGNIN_CODES_PER_PHONE and SIDEKICK_SIGNIN_CODES_PER_ADDRESS must be at least 1");
+        }
         Ok(())
+    }
+
+    /// Web sign-in settings: the defaults for the public URL, with the configured
+    /// session lifetimes and rate limits.
+    pub fn auth_settings(&self) -> sidekick_web::auth::AuthSettings {
+        use std::time::Duration;
+        let mut auth = sidekick_web::auth::AuthSettings::for_public_url(&self.public_url());
+        auth.sessions.idle = Duration::from_secs(self.sidekick_session_idle_minutes * 60);
+        auth.sessions.absolute = Duration::from_secs(self.sidekick_session_max_days * 24 * 3600);
+        auth.codes_per_phone.limit = self.sidekick_signin_codes_per_phone;
+        auth.codes_per_address.limit = self.sidekick_signin_codes_per_address;
+        auth.trust_forwarded_for = self.sidekick_trust_forwarded_for;
+        auth
     }
 
     pub fn public_url(&self) -> String {

@@ -191,6 +191,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
                 SignupMode::Open
             },
             metrics: metrics.clone(),
+            auth: config.auth_settings(),
         };
         let router = sidekick_web::router(state);
         let stop = shutdown.clone();

@@ -9,6 +9,8 @@
 //! - [`relay`]: the outbox relay loop, publishing through the [`relay::Outbox`] port.
 //! - [`keys`]: per-user data keys wrapped by the master key.
 //! - [`registry`]: phone → user, API tokens, unknown-sender limits, dead letters.
+//! - [`signin`]: texted sign-in codes and their rate limits.
+//! - [`sessions`]: browser sessions (server-side, revocable) and their CSRF tokens.
 //! - [`scoped`]: transactions that act as one user under row-level security.
 //! - [`sync`]: queries of the sync read model.
 //! - [`planning`]: queries of the planning read model (tasks, reminders, plan, progress).
@@ -28,6 +30,8 @@ pub mod registry;
 pub mod relay;
 pub mod schedule;
 pub mod scoped;
+pub mod sessions;
+pub mod signin;
 pub mod sync;
 pub mod testing;
 

@@ -36,9 +36,21 @@ pub enum ApiError {
     /// Malformed input (query string, JSON syntax). The message says what to fix.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// No bearer token, or one that is not valid.
-    #[error("missing or invalid bearer token")]
+    /// No bearer token or session cookie, or one that is not valid (expired, signed out).
+    #[error("missing or invalid bearer token or session")]
     Unauthorized,
+    /// Signed in with the cookie but without the session's CSRF token on a
+    /// state-changing request, or with the wrong one. The message says how to send it.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A sign-in code was not accepted. `code` is the stable `error.code`
+    /// (`wrong_code`, `code_expired`, `too_many_attempts`, `no_code`); the message
+    /// says what to do next.
+    #[error("sign-in refused: {code}")]
+    SignInRefused { code: &'static str, message: String },
+    /// Too many requests from this number or address; retry after the given time.
+    #[error("rate limited for {}s", retry_after.as_secs())]
+    RateLimited { retry_after: std::time::Duration },
     /// Nothing of the caller's by that id. Also the answer for another user's ids.
     #[error("not found")]
     NotFound,
@@ -57,7 +69,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::SignInRefused { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -77,9 +91,14 @@ impl ApiError {
 
     /// A stable, machine-readable code for the `error.code` field.
     pub fn code(&self) -> &'static str {
+        if let Self::SignInRefused { code, .. } = self {
+            return code;
+        }
         match self.status() {
             StatusCode::BAD_REQUEST => "bad_request",
             StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -93,10 +112,15 @@ impl ApiError {
     /// What the caller is told: enough to act on, nothing about our internals.
     fn public_message(&self) -> String {
         match self {
-            Self::BadRequest(m) | Self::Unprocessable(m) => m.clone(),
+            Self::BadRequest(m) | Self::Unprocessable(m) | Self::Forbidden(m) => m.clone(),
+            Self::SignInRefused { message, .. } => message.clone(),
             Self::Unauthorized => {
-                "send a valid API token as 'Authorization: Bearer <token>'".into()
+                "sign in, or send a valid API token as 'Authorization: Bearer <token>'".into()
             }
+            Self::RateLimited { retry_after } => format!(
+                "too many requests; try again in {} seconds",
+                retry_after.as_secs().max(1)
+            ),
             Self::NotFound => "not found".into(),
             Self::PayloadTooLarge => format!(
                 "the request body is larger than {} bytes",
@@ -129,8 +153,16 @@ impl IntoResponse for ApiError {
         self.log();
         let status = self.status();
         let body = json!({"error": {"code": self.code(), "message": self.public_message()}});
+        let retry_after = match &self {
+            Self::RateLimited { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        let bearer_challenge = matches!(self, Self::Unauthorized);
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
+        if let Some(seconds) = retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
         match status {
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE));
@@ -138,7 +170,7 @@ impl IntoResponse for ApiError {
             StatusCode::CONFLICT => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_CONFLICT));
             }
-            StatusCode::UNAUTHORIZED => {
+            StatusCode::UNAUTHORIZED if bearer_challenge => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}

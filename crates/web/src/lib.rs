@@ -19,12 +19,15 @@
 //!   mapping to statuses; the one place failures are logged.
 //! - `twilio`: the signed-form extractor, the inbound SMS and status-callback
 //!   webhooks, and TwiML answers.
-//! - `api`: the JSON API under `/api`, scoped to the bearer token's user.
+//! - [`auth`]: sign-in by texted code, sessions, CSRF, the second factor; the
+//!   [`auth::SignedIn`] and [`auth::CsrfForm`] extractors for pages.
+//! - `api`: the JSON API under `/api`, scoped to the caller (bearer token or session).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `sse`: `GET /api/events`, the caller's read-model changes live, resumable.
 //! - `pages`: the dashboard, server-rendered HTML with a little progressive JavaScript.
 //! - `telemetry`: per-request spans and metrics keyed by the matched route.
 
+pub mod auth;
 pub mod error;
 
 mod api;
@@ -87,6 +90,8 @@ pub struct AppState {
     pub public_url: String,
     pub signup: SignupMode,
     pub metrics: PrometheusHandle,
+    /// Sign-in codes, rate limits, session lifetimes, cookie flags.
+    pub auth: auth::AuthSettings,
 }
 
 impl fmt::Debug for AppState {
@@ -105,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(twilio::routes())
         .merge(ops::routes())
+        .merge(auth::routes())
         .route("/api/events", axum::routing::get(sse::events))
         .nest("/api", api::routes())
         .merge(pages::routes())
@@ -133,7 +139,9 @@ pub async fn serve(
         shutdown.await;
         let _ = closing.send(true);
     };
-    axum::serve(listener, router)
+    // The peer address feeds sign-in's per-address rate limits.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

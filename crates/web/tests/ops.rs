@@ -57,6 +57,7 @@ async fn requests_are_counted_by_matched_route_never_by_raw_path() {
         public_url: "http://127.0.0.1".to_string(),
         signup: SignupMode::Open,
         metrics: recorder.handle(),
+        auth: sidekick_web::auth::AuthSettings::for_public_url("http://127.0.0.1"),
     };
     let debug = format!("{state:?}");
     assert!(

@@ -1,4 +1,5 @@
-//! Who is calling: `Authorization: Bearer <token>` → the token's user.
+//! Who is calling: `Authorization: Bearer <token>` → the token's user, or the
+//! `sidekick_session` cookie → the session's user (with CSRF checked).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -7,11 +8,19 @@ use axum::http::HeaderMap;
 use sidekick_domain::UserId;
 use sidekick_store::registry;
 
+use crate::auth::{csrf, session};
 use crate::error::ApiError;
 use crate::AppState;
 
 /// The authenticated user of an API request. Extracting it is the only way a
 /// handler learns a user id, so every route is authenticated by construction.
+///
+/// Two ways in: a bearer token (scripts, `sidekick users token`), which needs
+/// nothing else; or the session cookie (the dashboard), which on `POST`, `PUT`,
+/// `PATCH` and `DELETE` must come with the session's token in `X-CSRF-Token`
+/// (`403` otherwise). A bearer header that is present decides alone: a bad token is
+/// `401` even when a cookie is sent too. A session still waiting for its second
+/// factor signs nobody in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Caller(pub UserId);
 
@@ -19,10 +28,23 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let user = registry::user_for_token(state.store.pool(), token)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let user = if parts.headers.contains_key(AUTHORIZATION) {
+            let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+            registry::user_for_token(state.store.pool(), token)
+                .await?
+                .ok_or(ApiError::Unauthorized)?
+        } else {
+            let (_, session) = session::current(&parts.headers, state)
+                .await?
+                .filter(|(_, s)| !s.second_factor_pending)
+                .ok_or(ApiError::Unauthorized)?;
+            if csrf::changes_state(&parts.method)
+                && !csrf::matches(&session.csrf_token, csrf::header_token(&parts.headers))
+            {
+                return Err(csrf::refused());
+            }
+            session.user
+        };
         tracing::Span::current().record("user_id", tracing::field::display(user));
         Ok(Self(user))
     }

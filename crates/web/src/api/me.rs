@@ -1,6 +1,7 @@
 //! `GET /api/me`: the caller's profile.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Serialize;
 use sidekick_domain::{SealedText, UserId};
@@ -20,6 +21,10 @@ pub(crate) struct Me {
     timezone: String,
     quiet_hours: QuietHoursJson,
     opted_out: bool,
+    /// With the session cookie: the token to send as `X-CSRF-Token` on every
+    /// state-changing call. Absent for bearer-token callers, who need none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,11 +36,17 @@ struct QuietHoursJson {
 pub(crate) async fn show(
     State(state): State<AppState>,
     Caller(user): Caller,
+    headers: HeaderMap,
 ) -> Result<Json<Me>, ApiError> {
-    let me = match sync::profile(state.store.pool(), user).await? {
+    let mut me = match sync::profile(state.store.pool(), user).await? {
         Some(row) => from_profile(&state.store, row).await?,
         None => from_account(&state.store, user).await?,
     };
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        me.csrf_token = crate::auth::session::current(&headers, &state)
+            .await?
+            .map(|(_, session)| session.csrf_token);
+    }
     Ok(Json(me))
 }
 
@@ -55,6 +66,7 @@ async fn from_profile(store: &Store, row: ProfileRow) -> Result<Me, ApiError> {
             end: row.quiet_end,
         },
         opted_out: row.opted_out,
+        csrf_token: None,
     })
 }
 
@@ -93,5 +105,6 @@ async fn from_account(store: &Store, user: UserId) -> Result<Me, ApiError> {
             end: account.quiet_hours.end.to_string(),
         },
         opted_out: account.opted_out,
+        csrf_token: None,
     })
 }

@@ -28,10 +28,10 @@ fn unlocks(f: Feature) -> &'static str {
     }
 }
 
-pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
+pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
     Ok(render(
-        Frame::signed_in("Connections", Nav::Settings, since),
+        Frame::signed_in("Connections", Nav::Settings, since, csrf.as_deref()),
         html! {
             (settings_nav("/connections"))
             h1 { "Connections" }

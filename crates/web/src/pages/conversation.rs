@@ -13,7 +13,7 @@ use crate::AppState;
 /// The newest messages shown; older ones stay in the export and the API.
 const SHOWN: i64 = 100;
 
-pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
+pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
     let rows = sync::conversation(state.store.pool(), user, None, SHOWN).await?;
     let account = state.store.account(user).await?;
@@ -25,7 +25,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
         Some(state.store.data_key(user).await?)
     };
     Ok(render(
-        Frame::signed_in("Chat", Nav::Conversation, since),
+        Frame::signed_in("Chat", Nav::Conversation, since, csrf.as_deref()),
         html! {
             h1 { "Chat" }
             p.muted { "Texts and web messages, in one place. Sidekick answers here and by text alike." }

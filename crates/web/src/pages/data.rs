@@ -8,10 +8,10 @@ use super::layout::{render, settings_nav, Frame, Nav};
 use super::{PageResult, Viewer};
 use crate::AppState;
 
-pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
+pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
     Ok(render(
-        Frame::signed_in("My data", Nav::Settings, since),
+        Frame::signed_in("My data", Nav::Settings, since, csrf.as_deref()),
         html! {
             (settings_nav("/data"))
             h1 { "My data" }

@@ -35,15 +35,34 @@ pub(crate) struct Frame<'a> {
     /// Signed in: show the navigation and open the live stream from `since`.
     pub live: bool,
     pub since: Option<Uuid>,
+    /// The session's CSRF token, for the script's requests and the forms.
+    pub csrf: Option<&'a str>,
 }
 
 impl<'a> Frame<'a> {
-    pub(crate) fn signed_in(title: &'a str, nav: Nav, since: Option<Uuid>) -> Self {
+    pub(crate) fn signed_in(
+        title: &'a str,
+        nav: Nav,
+        since: Option<Uuid>,
+        csrf: Option<&'a str>,
+    ) -> Self {
         Self {
             title,
             nav,
             live: true,
             since,
+            csrf,
+        }
+    }
+
+    /// A page for someone not signed in (sign-in, errors).
+    pub(crate) fn public(title: &'a str) -> Self {
+        Self {
+            title,
+            nav: Nav::None,
+            live: false,
+            since: None,
+            csrf: None,
         }
     }
 }
@@ -57,6 +76,9 @@ pub(crate) fn render(frame: Frame<'_>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
+                @if let Some(csrf) = frame.csrf {
+                    meta name="csrf-token" content=(csrf);
+                }
                 title { (frame.title) " · Sidekick" }
                 link rel="stylesheet" href="/assets/app.css";
                 script src="/assets/app.js" defer {}
@@ -131,12 +153,7 @@ pub(crate) fn error_page(status: StatusCode) -> Markup {
         ),
     };
     render(
-        Frame {
-            title,
-            nav: Nav::None,
-            live: false,
-            since: None,
-        },
+        Frame::public(title),
         html! {
             h1 { (title) }
             p { (text) }
@@ -183,12 +200,13 @@ mod tests {
     #[test]
     fn pages_escape_what_they_show() {
         let html = render(
-            Frame::signed_in("<script>", Nav::Today, None),
+            Frame::signed_in("<script>", Nav::Today, None, Some("tok\"en")),
             html! { p { "<b>x</b>" } },
         )
         .into_string();
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(html.contains(r#"aria-current="page""#));
+        assert!(html.contains(r#"<meta name="csrf-token" content="tok&quot;en">"#), "{html}");
     }
 }

@@ -30,7 +30,7 @@ struct Fact {
 
 pub(crate) async fn page(
     State(state): State<AppState>,
-    Viewer(user): Viewer,
+    Viewer(user, csrf): Viewer,
     query: Result<Query<Search>, QueryRejection>,
 ) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
@@ -70,7 +70,7 @@ pub(crate) async fn page(
             .collect()
     };
     Ok(render(
-        Frame::signed_in("Memory", Nav::Memory, since),
+        Frame::signed_in("Memory", Nav::Memory, since, csrf.as_deref()),
         html! {
             h1 { "Memory" }
             form role="search" action="/memory" method="get" {

@@ -25,7 +25,7 @@ mod tasks;
 mod today;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -34,6 +34,7 @@ use sidekick_domain::{DataKey, SealedText, UserId};
 use uuid::Uuid;
 
 use crate::api::Caller;
+use crate::auth::SignedIn;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -75,29 +76,32 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-/// The signed-in person looking at a page. Anyone else is sent to sign in, rather
-/// than shown an error: that is what they came to do.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Viewer(pub UserId);
+/// The signed-in person looking at a page, and the CSRF token of their session
+/// for the page's forms and script (`None` with an API bearer token, which needs
+/// none). Anyone else is sent to sign in rather than shown an error: that is what
+/// they came to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer(pub UserId, pub Option<String>);
 
 impl FromRequestParts<AppState> for Viewer {
-    type Rejection = PageError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        match Caller::from_request_parts(parts, state).await {
-            Ok(Caller(user)) => Ok(Self(user)),
-            Err(ApiError::Unauthorized) => Err(PageError::SignIn),
-            Err(e) => Err(PageError::Api(e)),
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return match Caller::from_request_parts(parts, state).await {
+                Ok(Caller(user)) => Ok(Self(user, None)),
+                Err(ApiError::Unauthorized) => Err(Redirect::to("/signin").into_response()),
+                Err(e) => Err(PageError::Api(e).into_response()),
+            };
         }
+        let SignedIn { user, csrf_token } = SignedIn::from_request_parts(parts, state).await?;
+        Ok(Self(user, Some(csrf_token)))
     }
 }
 
-/// Why a page could not be shown.
+/// Why a page could not be shown: a calm error page with the matching status.
 #[derive(Debug)]
 pub(crate) enum PageError {
-    /// Not signed in (or the session ended): go to the sign-in page.
-    SignIn,
-    /// Anything else: shown as a calm error page with the matching status.
     Api(ApiError),
 }
 
@@ -116,7 +120,6 @@ impl From<sidekick_store::StoreError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
-            Self::SignIn => Redirect::to("/signin").into_response(),
             Self::Api(e) => {
                 let status = e.status();
                 // Logged by ApiError's own response, in the request's span.

@@ -23,7 +23,7 @@ use crate::AppState;
 /// A name is what Sidekick calls you in a text: short.
 const MAX_NAME_CHARS: usize = 40;
 
-pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
+pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
     let account = state.store.account(user).await?;
     let name = match sync::profile(state.store.pool(), user)
@@ -37,7 +37,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
         None => None,
     };
     Ok(render(
-        Frame::signed_in("Settings", Nav::Settings, since),
+        Frame::signed_in("Settings", Nav::Settings, since, csrf.as_deref()),
         html! {
             (settings_nav("/settings"))
             h1 { "Settings" }
@@ -84,6 +84,21 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
             section.card aria-labelledby="factor-heading" {
                 h2 #factor-heading { "Second factor" }
                 p { "Add an authenticator app so a texted code alone cannot open your dashboard. Optional." }
+            }
+            @if let Some(csrf) = csrf.as_deref() {
+                section.card aria-labelledby="signout-heading" {
+                    h2 #signout-heading { "Sign out" }
+                    div.actions {
+                        form method="post" action="/auth/logout" {
+                            input type="hidden" name="_csrf" value=(csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                        form method="post" action="/auth/logout-all" {
+                            input type="hidden" name="_csrf" value=(csrf);
+                            button.quiet type="submit" { "Sign out on every device" }
+                        }
+                    }
+                }
             }
         },
     ))

@@ -7,7 +7,7 @@ use axum::extract::Query;
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{render, Frame, Nav};
+use super::layout::{render, Frame};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Step {
@@ -30,12 +30,7 @@ pub(crate) async fn page(step: Result<Query<Step>, QueryRejection>) -> maud::Mar
         .filter(|p| !p.is_empty());
     let problem = error.as_deref().map(|e| problem(e, retry_after));
     render(
-        Frame {
-            title: "Sign in",
-            nav: Nav::None,
-            live: false,
-            since: None,
-        },
+        Frame::public("Sign in"),
         html! {
             h1 { "Sign in" }
             @if let Some(problem) = problem {
@@ -91,12 +86,7 @@ fn problem(code: &str, retry_after: Option<u64>) -> String {
 /// `/signin/second-factor`: the code from an authenticator app, or a recovery code.
 pub(crate) async fn second_factor() -> maud::Markup {
     render(
-        Frame {
-            title: "One more step",
-            nav: Nav::None,
-            live: false,
-            since: None,
-        },
+        Frame::public("One more step"),
         html! {
             h1 { "One more step" }
             form.card method="post" action="/auth/second-factor" {

@@ -95,11 +95,11 @@ pub(crate) async fn open_tasks(
     Ok((tree(&key, open_rows), done))
 }
 
-pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
+pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
     let (open, done) = open_tasks(&state, user).await?;
     Ok(render(
-        Frame::signed_in("Tasks", Nav::Tasks, since),
+        Frame::signed_in("Tasks", Nav::Tasks, since, csrf.as_deref()),
         html! {
             h1 { "Tasks" }
             form.inline data-json="/api/tasks" data-done="Added." {

@@ -15,7 +15,7 @@ use crate::AppState;
 /// How many upcoming reminders Today shows; the rest wait (ADHD.md: at most three).
 const UPCOMING: usize = 3;
 
-pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) -> PageResult {
+pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
     let pool = state.store.pool();
     let account = state.store.account(user).await?;
@@ -44,7 +44,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user): Viewer) ->
     let next = next_step(&tasks);
 
     Ok(render(
-        Frame::signed_in("Today", Nav::Today, since),
+        Frame::signed_in("Today", Nav::Today, since, csrf.as_deref()),
         html! {
             h1.sr-only { "Today" }
             p.status #page-status role="status" {}

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+mod signin;
+#[allow(unused_imports)] // not every test binary signs in
+pub use signin::*;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use sidekick_domain::{EventEnvelope, MasterKey, MessageSid, PhoneNumber, SignupC
 use sidekick_integrations::twilio::signature;
 use sidekick_store::testing::TestDb;
 use sidekick_store::{events, registry, CommandMeta, Store};
+use sidekick_web::auth::AuthSettings;
 use sidekick_web::{router, serve, AppState, SignupMode};
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::oneshot;
@@ -66,7 +71,17 @@ impl TestApp {
     pub async fn spawn_with(signup: SignupMode) -> Self {
         let db = TestDb::new().await;
         let store = Store::new(db.pool.clone(), MasterKey::generate());
-        Self::start(Some(db), store, signup).await
+        Self::start(Some(db), store, signup, None).await
+    }
+
+    /// The app with sign-in settings of the test's choosing (tight rate limits, short
+    /// sessions); `public_url` is the app's own address as usual.
+    pub async fn spawn_with_auth(configure: impl FnOnce(&mut AuthSettings)) -> Self {
+        let db = TestDb::new().await;
+        let store = Store::new(db.pool.clone(), MasterKey::generate());
+        let mut settings = AuthSettings::for_public_url("http://127.0.0.1");
+        configure(&mut settings);
+        Self::start(Some(db), store, SignupMode::Open, Some(settings)).await
     }
 
     /// The app over a database that cannot be reached (nothing listens on port 1).
@@ -79,11 +94,17 @@ impl TestApp {
             None,
             Store::new(pool, MasterKey::generate()),
             SignupMode::Open,
+            None,
         )
         .await
     }
 
-    async fn start(db: Option<TestDb>, store: Store, signup: SignupMode) -> Self {
+    async fn start(
+        db: Option<TestDb>,
+        store: Store,
+        signup: SignupMode,
+        auth: Option<AuthSettings>,
+    ) -> Self {
         let bus = connect_bus().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -97,6 +118,7 @@ impl TestApp {
             public_url: base_url.clone(),
             signup,
             metrics: PrometheusBuilder::new().build_recorder().handle(),
+            auth: auth.unwrap_or_else(|| AuthSettings::for_public_url(&base_url)),
         };
         let (shutdown, stopped) = oneshot::channel::<()>();
         // The listener is bound already, so requests queue until the server accepts.
