@@ -61,9 +61,11 @@
       }
       var focusedKey = focusKey(region);
       region.innerHTML = next.innerHTML;
-      region.classList.remove("flash");
-      void region.offsetWidth;
-      region.classList.add("flash");
+      if (region.dataset.live !== "conversation") {
+        region.classList.remove("flash");
+        void region.offsetWidth;
+        region.classList.add("flash");
+      }
       restoreFocus(region, focusedKey);
       if (region.dataset.live === "conversation") scrollTimeline();
     });
@@ -90,16 +92,31 @@
   }
 
   // ---- the live stream -----------------------------------------------------
+  // One stream per open page. It is closed when the page is left (browsers allow
+  // only a few connections per server, and a page kept in the back/forward cache
+  // must not hold one) and opened again if the page is shown again.
+  var source = null;
   function connect() {
-    if (!window.EventSource || !document.body.hasAttribute("data-live-updates")) return;
+    if (source || !window.EventSource || !document.body.hasAttribute("data-live-updates")) return;
     var since = document.body.getAttribute("data-since");
     var url = "/api/events" + (since ? "?since=" + encodeURIComponent(since) : "");
-    var source = new EventSource(url, { withCredentials: true });
+    source = new EventSource(url, { withCredentials: true });
     source.addEventListener("hello", function () { document.body.setAttribute("data-connected", "true"); });
-    source.addEventListener("change", function () { scheduleRefresh(); });
+    source.addEventListener("change", function (event) {
+      if (event.lastEventId) document.body.setAttribute("data-since", event.lastEventId);
+      scheduleRefresh();
+    });
     source.addEventListener("reset", function () { scheduleRefresh(0); });
     source.onerror = function () { document.body.setAttribute("data-connected", "false"); };
   }
+  function disconnect() {
+    if (source) { source.close(); source = null; }
+    document.body.setAttribute("data-connected", "false");
+  }
+  window.addEventListener("pagehide", disconnect);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { connect(); scheduleRefresh(0); }
+  });
 
   // ---- actions: buttons and forms that call the JSON API ---------------------
   function call(method, url, body) {

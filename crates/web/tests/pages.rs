@@ -149,3 +149,78 @@ async fn without_signing_in_pages_lead_to_sign_in() {
     }
     app.cleanup().await;
 }
+
+/// With the session cookie: the page carries the session's CSRF token, and
+/// `POST /settings` is refused without it and applied with it.
+#[tokio::test]
+async fn settings_saved_with_the_session_need_its_csrf_token() {
+    use sidekick_store::sessions::{self, Lifetime};
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user_with_token(ALICE, Some("Alice")).await;
+    project(&app, alice).await;
+    let session = sessions::create(app.pool(), alice, false, Lifetime::default())
+        .await
+        .expect("session");
+    let cookie = format!("sidekick_session={}", session.token);
+
+    let html = app
+        .client
+        .get(app.url("/settings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status(), 200);
+    let html = body_text(html).await;
+    assert!(
+        html.contains(&format!(r#"<meta name="csrf-token" content="{}">"#, session.csrf_token)),
+        "the page gives its script the token"
+    );
+    assert!(html.contains(r#"action="/auth/logout""#), "sign out is offered");
+
+    let change = serde_json::json!({
+        "name": "Ally", "timezone": "Europe/Berlin", "quiet_start": "22:00", "quiet_end": "07:30"
+    });
+    let refused = app
+        .client
+        .post(app.url("/settings"))
+        .header("cookie", &cookie)
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "no CSRF token, no change");
+    assert_eq!(
+        app.store.account(alice).await.unwrap().timezone.name(),
+        "UTC",
+        "nothing changed"
+    );
+
+    let saved = app
+        .client
+        .post(app.url("/settings"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &session.csrf_token)
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    assert_eq!(body_json(saved).await["changed"], 4, "name, zone, quiet hours, check-ins off");
+    let account = app.store.account(alice).await.unwrap();
+    assert_eq!(account.timezone.name(), "Europe/Berlin");
+    assert_eq!(account.quiet_hours.start.to_string(), "22:00");
+    assert!(account.nudges_off, "an unticked box turns check-ins off");
+
+    let bad = app
+        .client
+        .post(app.url("/settings"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &session.csrf_token)
+        .json(&serde_json::json!({ "timezone": "Mars/Olympus", "quiet_start": "22:00", "quiet_end": "07:30" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    app.cleanup().await;
+}

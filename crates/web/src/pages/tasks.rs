@@ -116,7 +116,9 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
                 h2 #open-heading { "To do" }
                 p.status #page-status role="status" {}
                 div.tree data-live="tasks" {
-                    @if open.is_empty() {
+                    @if open.is_empty() && !done.is_empty() {
+                        p.muted { "All clear for now. Nice." }
+                    } @else if open.is_empty() {
                         p.muted { "Nothing here yet. Add one above, or text it to Sidekick." }
                     } @else {
                         (task_list(&open, "Tasks", true))

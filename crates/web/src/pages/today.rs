@@ -138,6 +138,7 @@ fn celebration(p: &Progress) -> Markup {
             p.celebrate {
                 @if p.done_today > 0 {
                     strong { (p.done_today) " done today." } " "
+                    @if p.done_last_7_days <= p.done_today { "Nice." }
                 }
                 @if p.done_last_7_days > p.done_today {
                     (p.done_last_7_days) " things done this week. Nice."
