@@ -12,6 +12,8 @@
 //! chromium-driver`; `.ci/run` installs them). Without them the test fails and says
 //! so — it never passes without having looked.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -119,7 +121,12 @@ fn screenshots_dir() -> PathBuf {
 
 async fn screenshot(client: &Client, name: &str) {
     // Let the stylesheet and any live refresh settle before the picture.
-    wait_for(client, "document.readyState === 'complete'", "the page to load").await;
+    wait_for(
+        client,
+        "document.readyState === 'complete'",
+        "the page to load",
+    )
+    .await;
     let png = client.screenshot().await.expect("screenshot");
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).expect("save screenshot");
 }
@@ -157,7 +164,8 @@ async fn text_of(client: &Client, css: &str) -> String {
 }
 
 fn axe_source() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/axe-core/axe.min.js");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser/node_modules/axe-core/axe.min.js");
     std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!(
             "axe-core is not installed at {}: run `npm ci --prefix tests/browser` (.ci/run does this)",
@@ -208,7 +216,11 @@ async fn assert_not_reloaded(client: &Client) {
         .execute("return window.__sidekickNoReload === true;", vec![])
         .await
         .expect("check marker");
-    assert_eq!(marked, Value::Bool(true), "the page reloaded; it should update in place");
+    assert_eq!(
+        marked,
+        Value::Bool(true),
+        "the page reloaded; it should update in place"
+    );
 }
 
 /// The 6-digit code of the first sign-in text after the first `after` texts (the
@@ -234,7 +246,14 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     let twilio = FakeTwilio::start().await;
     let app = App::start(&twilio, "browser").await;
     app.cli(&[
-        "users", "add", "--phone", ALICE, "--name", "Alice", "--timezone", "America/New_York",
+        "users",
+        "add",
+        "--phone",
+        ALICE,
+        "--name",
+        "Alice",
+        "--timezone",
+        "America/New_York",
     ])
     .await;
     let client = browser(&driver, &[]).await;
@@ -243,7 +262,12 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
 
     // Signed out, every page leads to sign-in.
     client.goto(&format!("{base}/tasks")).await.expect("open");
-    wait_for(&client, "location.pathname === '/signin'", "the sign-in page").await;
+    wait_for(
+        &client,
+        "location.pathname === '/signin'",
+        "the sign-in page",
+    )
+    .await;
     screenshot(&client, "signin").await;
     // The checker must be able to fail: an image without a text alternative is critical.
     client
@@ -260,30 +284,91 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
         "axe-core did not flag an image without alt text: {probe:?}"
     );
     client
-        .execute("document.getElementById('axe-probe').remove(); return true;", vec![])
+        .execute(
+            "document.getElementById('axe-probe').remove(); return true;",
+            vec![],
+        )
         .await
         .expect("remove probe");
     violations.extend(axe(&client, &axe_js, "/signin").await);
 
     // Sign in with the code the fake Twilio received.
     let before = sent_to(&twilio, ALICE).len();
-    client.find(Locator::Css("#phone")).await.expect("phone field").send_keys(ALICE).await.expect("type");
-    client.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("click");
-    wait_for(&client, "document.querySelector('#code') !== null", "the code step").await;
+    client
+        .find(Locator::Css("#phone"))
+        .await
+        .expect("phone field")
+        .send_keys(ALICE)
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &client,
+        "document.querySelector('#code') !== null",
+        "the code step",
+    )
+    .await;
     screenshot(&client, "signin-code").await;
     violations.extend(axe(&client, &axe_js, "/signin?step=code").await);
     let code = sign_in_code(&twilio, before).await;
-    client.find(Locator::Css("#code")).await.expect("code field").send_keys(&code).await.expect("type");
-    client.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("click");
-    wait_for(&client, "location.pathname === '/' && document.querySelector('.next') !== null", "Today").await;
-    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
+    client
+        .find(Locator::Css("#code"))
+        .await
+        .expect("code field")
+        .send_keys(&code)
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &client,
+        "location.pathname === '/' && document.querySelector('.next') !== null",
+        "Today",
+    )
+    .await;
+    wait_for(
+        &client,
+        "document.body.dataset.connected === 'true'",
+        "the live stream",
+    )
+    .await;
     screenshot(&client, "today-empty").await;
 
     // Add a task on the web.
     client.goto(&format!("{base}/tasks")).await.expect("tasks");
-    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
-    client.find(Locator::Css("#new-task")).await.expect("field").send_keys("Buy oat milk").await.expect("type");
-    client.find(Locator::Css("form[data-json='/api/tasks'] button[type=submit]")).await.expect("add").click().await.expect("click");
+    wait_for(
+        &client,
+        "document.body.dataset.connected === 'true'",
+        "the live stream",
+    )
+    .await;
+    client
+        .find(Locator::Css("#new-task"))
+        .await
+        .expect("field")
+        .send_keys("Buy oat milk")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css(
+            "form[data-json='/api/tasks'] button[type=submit]",
+        ))
+        .await
+        .expect("add")
+        .click()
+        .await
+        .expect("click");
     wait_for(
         &client,
         "[...document.querySelectorAll('[data-live=tasks] .title')].some(e => e.textContent === 'Buy oat milk')",
@@ -307,17 +392,42 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     screenshot(&client, "tasks-done-by-sms").await;
 
     // Chat on the web; the reply arrives without a reload.
-    client.goto(&format!("{base}/conversation")).await.expect("chat");
-    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
+    client
+        .goto(&format!("{base}/conversation"))
+        .await
+        .expect("chat");
+    wait_for(
+        &client,
+        "document.body.dataset.connected === 'true'",
+        "the live stream",
+    )
+    .await;
     mark_no_reload(&client).await;
     let replies_before: u64 = client
-        .execute("return document.querySelectorAll('.msg.out').length", vec![])
+        .execute(
+            "return document.querySelectorAll('.msg.out').length",
+            vec![],
+        )
         .await
         .expect("count")
         .as_u64()
         .unwrap_or(0);
-    client.find(Locator::Css("#chat-body")).await.expect("box").send_keys("add call the dentist").await.expect("type");
-    client.find(Locator::Css("form[data-json='/api/messages'] button[type=submit]")).await.expect("send").click().await.expect("click");
+    client
+        .find(Locator::Css("#chat-body"))
+        .await
+        .expect("box")
+        .send_keys("add call the dentist")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css(
+            "form[data-json='/api/messages'] button[type=submit]",
+        ))
+        .await
+        .expect("send")
+        .click()
+        .await
+        .expect("click");
     wait_for(
         &client,
         "[...document.querySelectorAll('.msg.in p')].some(e => e.textContent === 'add call the dentist')",
@@ -339,7 +449,12 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     // Today: the task from the chat is the next step; plan the day from here and
     // the time-boxes appear in place.
     client.goto(&base).await.expect("today");
-    wait_for(&client, "document.body.dataset.connected === 'true'", "the live stream").await;
+    wait_for(
+        &client,
+        "document.body.dataset.connected === 'true'",
+        "the live stream",
+    )
+    .await;
     assert_eq!(text_of(&client, ".next .step").await, "call the dentist");
     mark_no_reload(&client).await;
     client
@@ -361,7 +476,10 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
 
     // Memory: results as you type.
     app.text(ALICE, "remember my locker code is 4411").await;
-    client.goto(&format!("{base}/memory")).await.expect("memory");
+    client
+        .goto(&format!("{base}/memory"))
+        .await
+        .expect("memory");
     wait_for(
         &client,
         "document.querySelector('[data-live=memories]').textContent.includes('4411')",
@@ -369,15 +487,33 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     )
     .await;
     mark_no_reload(&client).await;
-    client.find(Locator::Css("#memory-q")).await.expect("search").send_keys("bicycle").await.expect("type");
+    client
+        .find(Locator::Css("#memory-q"))
+        .await
+        .expect("search")
+        .send_keys("bicycle")
+        .await
+        .expect("type");
     wait_for(
         &client,
         "document.querySelector('[data-live=memories]').textContent.includes('Nothing matches')",
         "no results for an unrelated word",
     )
     .await;
-    client.find(Locator::Css("#memory-q")).await.expect("search").clear().await.expect("clear");
-    client.find(Locator::Css("#memory-q")).await.expect("search").send_keys("locker").await.expect("type");
+    client
+        .find(Locator::Css("#memory-q"))
+        .await
+        .expect("search")
+        .clear()
+        .await
+        .expect("clear");
+    client
+        .find(Locator::Css("#memory-q"))
+        .await
+        .expect("search")
+        .send_keys("locker")
+        .await
+        .expect("type");
     wait_for(
         &client,
         "document.querySelector('[data-live=memories]').textContent.includes('4411')",
@@ -389,11 +525,22 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     violations.extend(axe(&client, &axe_js, "/memory").await);
 
     // Settings saved from the page (cookie + CSRF token through the script).
-    client.goto(&format!("{base}/settings")).await.expect("settings");
+    client
+        .goto(&format!("{base}/settings"))
+        .await
+        .expect("settings");
     let name = client.find(Locator::Css("#name")).await.expect("name");
     name.clear().await.expect("clear");
     name.send_keys("Ally").await.expect("type");
-    client.find(Locator::Css("form[data-json='/settings'] button[type=submit]")).await.expect("save").click().await.expect("click");
+    client
+        .find(Locator::Css(
+            "form[data-json='/settings'] button[type=submit]",
+        ))
+        .await
+        .expect("save")
+        .click()
+        .await
+        .expect("click");
     wait_for(
         &client,
         "document.querySelector('form[data-json=\"/settings\"] [data-form-status]').textContent === 'Saved.'",
@@ -412,7 +559,11 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
 
     // A phone-sized screen.
     client.set_window_size(390, 844).await.expect("resize");
-    for (path, name) in [("/", "phone-today"), ("/tasks", "phone-tasks"), ("/conversation", "phone-conversation")] {
+    for (path, name) in [
+        ("/", "phone-today"),
+        ("/tasks", "phone-tasks"),
+        ("/conversation", "phone-conversation"),
+    ] {
         client.goto(&format!("{base}{path}")).await.expect("page");
         screenshot(&client, name).await;
         violations.extend(axe(&client, &axe_js, &format!("{path} (phone)")).await);

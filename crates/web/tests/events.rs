@@ -3,6 +3,8 @@
 //! then the same ping the projector worker publishes), so the test decides what is
 //! projected when.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -73,7 +75,8 @@ impl Stream {
                 .await
                 .ok()?
                 .expect("stream read")?;
-            self.buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
         }
     }
 
@@ -276,7 +279,10 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed_once() {
     // An id that is no event at all: the page re-reads everything.
     let mut lost = Stream::open(&app, &token, Some("not-an-event")).await;
     assert_eq!(
-        lost.next(Duration::from_secs(5)).await.expect("reset").event,
+        lost.next(Duration::from_secs(5))
+            .await
+            .expect("reset")
+            .event,
         "reset"
     );
     // The page's own starting point works the same as Last-Event-ID.
@@ -288,7 +294,10 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed_once() {
         response,
         buffer: String::new(),
     };
-    assert_eq!(resumed.next(Duration::from_secs(5)).await.unwrap().event, "hello");
+    assert_eq!(
+        resumed.next(Duration::from_secs(5)).await.unwrap().event,
+        "hello"
+    );
     assert_eq!(resumed.change().await.0, third.to_string());
     assert_eq!(resumed.change().await.0, fourth.to_string());
 
@@ -311,10 +320,12 @@ async fn hundreds_of_open_streams_cost_little() {
             .map(|pages| pages * 4096)
             .unwrap_or(0)
     };
-    let db_before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let db_before: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
     let before = rss();
     let mut streams = Vec::with_capacity(STREAMS);
     for _ in 0..STREAMS {
@@ -327,15 +338,23 @@ async fn hundreds_of_open_streams_cost_little() {
             .await
             .expect("open");
         assert_eq!(response.status(), 200);
-        let mut s = Stream { response, buffer: String::new() };
-        assert_eq!(s.next(Duration::from_secs(10)).await.unwrap().event, "hello");
+        let mut s = Stream {
+            response,
+            buffer: String::new(),
+        };
+        assert_eq!(
+            s.next(Duration::from_secs(10)).await.unwrap().event,
+            "hello"
+        );
         streams.push((client, s));
     }
     let after = rss();
-    let db_after: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let db_after: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
     let per_stream = after.saturating_sub(before) / STREAMS as u64;
     eprintln!(
         "{STREAMS} open streams: {} KiB more resident memory (client and server together), \
@@ -358,7 +377,10 @@ async fn hundreds_of_open_streams_cost_little() {
     for (_, s) in &mut streams {
         assert_eq!(s.change().await.0, task.to_string());
     }
-    eprintln!("one change reached {STREAMS} streams in {:?}", started.elapsed());
+    eprintln!(
+        "one change reached {STREAMS} streams in {:?}",
+        started.elapsed()
+    );
     drop(streams);
     app.cleanup().await;
 }

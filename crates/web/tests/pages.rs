@@ -2,6 +2,8 @@
 //! each shows the viewer's own data (and nobody else's), escapes what people
 //! typed, and sends anyone not signed in to sign in.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use chrono::Utc;
@@ -93,10 +95,16 @@ async fn pages_show_the_viewers_own_data_and_nothing_else() {
         .iter()
         .map(|e| e.event_id.to_string())
         .collect();
-    assert!(alices.iter().any(|id| id == since), "{since} is one of Alice's events");
+    assert!(
+        alices.iter().any(|id| id == since),
+        "{since} is one of Alice's events"
+    );
 
     let tasks = page(&app, "/tasks", &alice_token).await;
-    assert!(tasks.contains("Do the &lt;taxes&gt;"), "titles are escaped: {tasks}");
+    assert!(
+        tasks.contains("Do the &lt;taxes&gt;"),
+        "titles are escaped: {tasks}"
+    );
     assert!(!tasks.contains("<taxes>"));
     assert!(!tasks.contains("Bob&#39;s secret plan") && !tasks.contains("Bob's secret plan"));
     let bobs = page(&app, "/tasks", &bob_token).await;
@@ -133,17 +141,38 @@ async fn without_signing_in_pages_lead_to_sign_in() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for path in ["/", "/tasks", "/memory", "/conversation", "/settings", "/data"] {
+    for path in [
+        "/",
+        "/tasks",
+        "/memory",
+        "/conversation",
+        "/settings",
+        "/data",
+    ] {
         let response = client.get(app.url(path)).send().await.unwrap();
-        assert!(response.status().is_redirection(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_redirection(),
+            "{path}: {}",
+            response.status()
+        );
         assert_eq!(response.headers()["location"], "/signin", "{path}");
     }
     let signin = body_text(app.get("/signin", None).await).await;
     assert!(signin.contains(r#"action="/auth/code""#));
-    let code = body_text(app.get("/signin?step=code&phone=%2B15551230031&error=wrong_code", None).await).await;
+    let code = body_text(
+        app.get(
+            "/signin?step=code&phone=%2B15551230031&error=wrong_code",
+            None,
+        )
+        .await,
+    )
+    .await;
     assert!(code.contains(r#"autocomplete="one-time-code""#), "{code}");
     assert!(code.contains("+15551230031"));
-    assert!(code.contains("didn&#39;t match") || code.contains("didn't match"), "{code}");
+    assert!(
+        code.contains("didn&#39;t match") || code.contains("didn't match"),
+        "{code}"
+    );
     for asset in ["/assets/app.css", "/assets/app.js"] {
         assert_eq!(app.get(asset, None).await.status(), 200, "{asset}");
     }
@@ -173,10 +202,16 @@ async fn settings_saved_with_the_session_need_its_csrf_token() {
     assert_eq!(html.status(), 200);
     let html = body_text(html).await;
     assert!(
-        html.contains(&format!(r#"<meta name="csrf-token" content="{}">"#, session.csrf_token)),
+        html.contains(&format!(
+            r#"<meta name="csrf-token" content="{}">"#,
+            session.csrf_token
+        )),
         "the page gives its script the token"
     );
-    assert!(html.contains(r#"action="/auth/logout""#), "sign out is offered");
+    assert!(
+        html.contains(r#"action="/auth/logout""#),
+        "sign out is offered"
+    );
 
     let change = serde_json::json!({
         "name": "Ally", "timezone": "Europe/Berlin", "quiet_start": "22:00", "quiet_end": "07:30"
@@ -206,7 +241,11 @@ async fn settings_saved_with_the_session_need_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(saved.status(), 200);
-    assert_eq!(body_json(saved).await["changed"], 4, "name, zone, quiet hours, check-ins off");
+    assert_eq!(
+        body_json(saved).await["changed"],
+        4,
+        "name, zone, quiet hours, check-ins off"
+    );
     let account = app.store.account(alice).await.unwrap();
     assert_eq!(account.timezone.name(), "Europe/Berlin");
     assert_eq!(account.quiet_hours.start.to_string(), "22:00");

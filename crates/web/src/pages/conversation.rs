@@ -55,7 +55,12 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
     ))
 }
 
-fn message(row: &MessageRow, body: Option<String>, tz: chrono_tz::Tz, now: chrono::DateTime<Utc>) -> Markup {
+fn message(
+    row: &MessageRow,
+    body: Option<String>,
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<Utc>,
+) -> Markup {
     let inbound = row.direction == "in";
     let who = if inbound { "You" } else { "Sidekick" };
     let channel = if row.channel == "web" { "web" } else { "text" };

@@ -207,6 +207,9 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(html.contains(r#"aria-current="page""#));
-        assert!(html.contains(r#"<meta name="csrf-token" content="tok&quot;en">"#), "{html}");
+        assert!(
+            html.contains(r#"<meta name="csrf-token" content="tok&quot;en">"#),
+            "{html}"
+        );
     }
 }

@@ -72,12 +72,16 @@ fn problem(code: &str, retry_after: Option<u64>) -> String {
         "too_many_attempts" => "That code has had too many tries. Ask for a new one.".into(),
         "no_code" => "No code is waiting for that number. Ask for a new one.".into(),
         "rate_limited" => match retry_after {
-            Some(s) if s > 90 => format!("Lots of tries just now. Please wait about {} minutes.", s.div_ceil(60)),
+            Some(s) if s > 90 => format!(
+                "Lots of tries just now. Please wait about {} minutes.",
+                s.div_ceil(60)
+            ),
             Some(s) => format!("Lots of tries just now. Please wait {s} seconds."),
             None => "Lots of tries just now. Please wait a few minutes.".into(),
         },
         "bad_request" | "unprocessable" => {
-            "That doesn't look like a phone number. Include the country code, like +1 555 123 4567.".into()
+            "That doesn't look like a phone number. Include the country code, like +1 555 123 4567."
+                .into()
         }
         _ => "That didn't work. Please try again.".into(),
     }

@@ -75,8 +75,13 @@ pub(crate) async fn open_tasks(
         statuses: vec![TaskStatus::Open, TaskStatus::Done],
         ..TaskFilter::default()
     };
-    let rows = planning::tasks(state.store.pool(), user, &filter, &Page::first(Page::MAX_LIMIT))
-        .await?;
+    let rows = planning::tasks(
+        state.store.pool(),
+        user,
+        &filter,
+        &Page::first(Page::MAX_LIMIT),
+    )
+    .await?;
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }

@@ -174,7 +174,10 @@ mod tests {
         assert!(good.contains("9 things done this week"), "{good}");
         assert!(good.contains("3 days in a row"), "{good}");
         let quiet = progress(0, 4, 0);
-        assert!(!quiet.contains("streak") && !quiet.contains("lost"), "{quiet}");
+        assert!(
+            !quiet.contains("streak") && !quiet.contains("lost"),
+            "{quiet}"
+        );
         assert!(!progress(1, 1, 1).contains("days in a row"));
     }
 }
