@@ -86,6 +86,12 @@ pub enum AccountCommand {
         note: Option<SealedText>,
         at: DateTime<Utc>,
     },
+    /// The user deleted their account ("My data"). The caller then destroys the
+    /// data key and purges the read models; this is the fact the audit shows.
+    /// Repeating it changes nothing.
+    DeleteAccount {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -132,6 +138,12 @@ pub enum AccountEvent {
         note: Option<SealedText>,
         at: DateTime<Utc>,
     },
+    /// The account is gone: its data key was destroyed right after, so every sealed
+    /// value of this user in the log can no longer be opened. The number may sign
+    /// up again, as a new user.
+    AccountDeleted {
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -146,6 +158,7 @@ impl DomainEvent for AccountEvent {
             Self::OptedIn { .. } => "OptedIn",
             Self::SafetyFlagRaised { .. } => "SafetyFlagRaised",
             Self::SafetyFlagResolved { .. } => "SafetyFlagResolved",
+            Self::AccountDeleted { .. } => "AccountDeleted",
         }
         .to_string()
     }
@@ -167,6 +180,9 @@ pub enum AccountError {
     /// for this user. The caller should list open flags and pick again.
     #[error("no open safety flag {0} (already resolved, or not this user's)")]
     FlagNotOpen(Uuid),
+    /// The account was deleted; nothing more happens to it. Not retryable.
+    #[error("this account was deleted")]
+    Deleted,
 }
 
 /// A safety flag waiting for a person.
@@ -210,6 +226,9 @@ pub struct Account {
     /// same message raises nothing new, even after its flag was resolved.
     #[serde(default)]
     pub last_flagged_message: u64,
+    /// The user deleted the account. Older snapshots decode as not deleted.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 impl Account {
@@ -223,8 +242,9 @@ impl Account {
         number <= self.last_flagged_message
     }
 
+    /// Registered and not deleted: someone Sidekick may talk to.
     pub fn is_registered(&self) -> bool {
-        self.user_id.is_some()
+        self.user_id.is_some() && !self.deleted
     }
 
     pub fn onboarding(&self) -> Onboarding {
@@ -253,6 +273,12 @@ impl Aggregate for Account {
     ) -> Result<(), Self::Error> {
         use AccountCommand as C;
         use AccountEvent as E;
+        if self.deleted {
+            return match command {
+                C::DeleteAccount { .. } => Ok(()),
+                _ => Err(AccountError::Deleted),
+            };
+        }
         if let C::RegisterAccount {
             user_id,
             phone,
@@ -347,6 +373,7 @@ impl Aggregate for Account {
                 sink.write(E::SafetyFlagResolved { flag_id, note, at }, self)
                     .await;
             }
+            C::DeleteAccount { at } => sink.write(E::AccountDeleted { at }, self).await,
         }
         Ok(())
     }
@@ -396,6 +423,10 @@ impl Aggregate for Account {
             }
             E::SafetyFlagResolved { flag_id, .. } => {
                 self.open_safety_flags.remove(&flag_id);
+            }
+            E::AccountDeleted { .. } => {
+                self.deleted = true;
+                self.open_safety_flags.clear();
             }
         }
     }
@@ -490,6 +521,37 @@ mod tests {
             .then_expect_events(vec![AccountEvent::OptedIn {
                 at: DateTime::UNIX_EPOCH,
             }]);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_account_is_deleted_once_and_refuses_everything_else() {
+        let user = UserId::new();
+        let deleted = AccountEvent::AccountDeleted {
+            at: DateTime::UNIX_EPOCH,
+        };
+        AccountTest::with(())
+            .given(vec![registered(user)])
+            .when_async(AccountCommand::DeleteAccount {
+                at: DateTime::UNIX_EPOCH,
+            })
+            .await
+            .then_expect_events(vec![deleted.clone()]);
+        AccountTest::with(())
+            .given(vec![registered(user), deleted.clone()])
+            .when_async(AccountCommand::DeleteAccount {
+                at: DateTime::UNIX_EPOCH,
+            })
+            .await
+            .then_expect_events(vec![]);
+        AccountTest::with(())
+            .given(vec![registered(user), deleted.clone()])
+            .when_async(AccountCommand::SetNudges { on: false })
+            .await
+            .then_expect_error(AccountError::Deleted);
+        let mut account = Account::default();
+        account.apply(registered(user));
+        account.apply(deleted);
+        assert!(!account.is_registered());
     }
 
     #[tokio::test]

@@ -136,6 +136,16 @@ async fn account(
             safety_flag(tx, e, event).await?;
             return Ok(vec![]);
         }
+        // The web role purges every read model when the account is deleted; this
+        // catches rows a late event re-created in between, and replays.
+        AccountEvent::AccountDeleted { .. } => {
+            for table in ["sync_messages", "safety_flags", "sync_users"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                    .bind(user)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
     }
     Ok(profile_changed())
 }

@@ -8,8 +8,10 @@
 //! - [`events`]: reading the log in commit-safe order, per user, per aggregate.
 //! - [`relay`]: the outbox relay loop, publishing through the [`relay::Outbox`] port.
 //! - [`keys`]: per-user data keys wrapped by the master key.
+//! - [`erasure`]: a user's read models as one document, and deleting the account.
 //! - [`registry`]: phone → user, API tokens, unknown-sender limits, dead letters.
 //! - [`signin`]: texted sign-in codes and their rate limits.
+//! - [`second_factor`]: the optional TOTP factor and its recovery codes.
 //! - [`sessions`]: browser sessions (server-side, revocable) and their CSRF tokens.
 //! - [`scoped`]: transactions that act as one user under row-level security.
 //! - [`sync`]: queries of the sync read model.
@@ -20,6 +22,7 @@
 //! This crate knows the domain and PostgreSQL only: never the bus or HTTP.
 
 pub mod db;
+pub mod erasure;
 mod error;
 pub mod event_store;
 pub mod events;
@@ -30,6 +33,7 @@ pub mod registry;
 pub mod relay;
 pub mod schedule;
 pub mod scoped;
+pub mod second_factor;
 pub mod sessions;
 pub mod signin;
 pub mod sync;
@@ -244,6 +248,22 @@ impl Store {
             self.execute_account(user, command, meta).await?;
         }
         Ok((user, !was_registered))
+    }
+
+    /// Deletes the account of `user`: records `AccountDeleted` (the fact the audit
+    /// shows), then destroys the data key and purges everything outside the log (see
+    /// [`erasure::erase`]). Safe to repeat; a half-done deletion finishes on retry.
+    ///
+    /// Other processes of the deployment may keep the unwrapped key cached until they
+    /// restart; this process forgets it at once.
+    pub async fn delete_account(&self, user: UserId, meta: CommandMeta) -> Result<erasure::Erased> {
+        let command = AccountCommand::DeleteAccount {
+            at: chrono::Utc::now(),
+        };
+        self.execute_account(user, command, meta).await?;
+        let erased = erasure::erase(&self.inner.pool, user).await?;
+        self.inner.keys.forget(user);
+        Ok(erased)
     }
 
     pub async fn user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserId>> {

@@ -58,6 +58,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The request conflicts with the current state (a second factor is on
+    /// already). Not retryable as is; the message says what to do first.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Well-formed input that breaks a rule (an empty message). The message says which.
     #[error("unprocessable: {0}")]
     Unprocessable(String),
@@ -75,6 +79,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(e) => match e {
                 StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -112,7 +117,10 @@ impl ApiError {
     /// What the caller is told: enough to act on, nothing about our internals.
     fn public_message(&self) -> String {
         match self {
-            Self::BadRequest(m) | Self::Unprocessable(m) | Self::Forbidden(m) => m.clone(),
+            Self::BadRequest(m)
+            | Self::Unprocessable(m)
+            | Self::Forbidden(m)
+            | Self::Conflict(m) => m.clone(),
             Self::SignInRefused { message, .. } => message.clone(),
             Self::Unauthorized => {
                 "sign in, or send a valid API token as 'Authorization: Bearer <token>'".into()
@@ -158,6 +166,8 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let bearer_challenge = matches!(self, Self::Unauthorized);
+        // Only a store conflict (a concurrent writer) settles by retrying.
+        let transient = matches!(self, Self::Store(_));
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = retry_after {
@@ -167,7 +177,7 @@ impl IntoResponse for ApiError {
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE));
             }
-            StatusCode::CONFLICT => {
+            StatusCode::CONFLICT if transient => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_CONFLICT));
             }
             StatusCode::UNAUTHORIZED if bearer_challenge => {

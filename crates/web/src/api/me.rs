@@ -38,16 +38,22 @@ pub(crate) async fn show(
     Caller(user): Caller,
     headers: HeaderMap,
 ) -> Result<Json<Me>, ApiError> {
-    let mut me = match sync::profile(state.store.pool(), user).await? {
-        Some(row) => from_profile(&state.store, row).await?,
-        None => from_account(&state.store, user).await?,
-    };
+    let mut me = profile_of(&state.store, user).await?;
     if !headers.contains_key(axum::http::header::AUTHORIZATION) {
         me.csrf_token = crate::auth::session::current(&headers, &state)
             .await?
             .map(|(_, session)| session.csrf_token);
     }
     Ok(Json(me))
+}
+
+/// The user's profile: from the sync read model, or from the aggregate while the
+/// projection catches up.
+pub(crate) async fn profile_of(store: &Store, user: UserId) -> Result<Me, ApiError> {
+    match sync::profile(store.pool(), user).await? {
+        Some(row) => from_profile(store, row).await,
+        None => from_account(store, user).await,
+    }
 }
 
 async fn from_profile(store: &Store, row: ProfileRow) -> Result<Me, ApiError> {

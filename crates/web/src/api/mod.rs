@@ -6,19 +6,23 @@
 //! user's rows. Another user's id answers `404`, exactly like an id that never
 //! existed.
 //!
-//! - [`auth`]: the bearer-token extractor.
+//! - [`auth`]: the caller extractor (bearer token, or session cookie with CSRF).
+//! - [`account`]: "My data": the export and deleting the account.
+//! - [`second_factor`]: turning the TOTP second factor on and off.
 //! - [`me`]: `GET /api/me`.
 //! - [`conversation`]: the timeline, one message, and sending a message from the web.
 //! - [`tasks`], [`reminders`], [`memories`], [`plan`]: the planning and memory read
 //!   models; tasks and memories are also written, through the same aggregates
 //!   and commands as SMS.
 
+mod account;
 mod auth;
 mod conversation;
 mod me;
 mod memories;
 mod plan;
 mod reminders;
+mod second_factor;
 mod tasks;
 
 use axum::routing::{get, post};
@@ -31,7 +35,18 @@ pub(crate) use auth::Caller;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/me", get(me::show))
+        .route("/me", get(me::show).delete(account::delete))
+        .route("/export", get(account::export))
+        .route(
+            "/me/totp",
+            get(second_factor::status)
+                .post(second_factor::begin)
+                .delete(second_factor::disable),
+        )
+        .route(
+            "/me/totp/confirm",
+            axum::routing::post(second_factor::confirm),
+        )
         .route("/conversation", get(conversation::timeline))
         .route("/messages", axum::routing::post(conversation::send))
         .route("/messages/{id}", get(conversation::show))

@@ -33,9 +33,10 @@
 mod body;
 pub(crate) mod cookie;
 pub(crate) mod csrf;
-mod second_factor;
+pub(crate) mod second_factor;
 pub(crate) mod session;
 mod signin;
+pub mod totp;
 
 use std::time::Duration;
 
@@ -107,6 +108,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/auth/code", post(signin::request_code))
         .route("/auth/verify", post(signin::verify))
+        .route("/auth/second-factor", post(second_factor::verify))
         .route("/auth/logout", post(session::logout))
         .route("/auth/logout-all", post(session::logout_everywhere))
 }

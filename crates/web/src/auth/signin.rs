@@ -50,7 +50,11 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
 }
 
 /// Counts a hit on `bucket`; a spent limit is `429` with `Retry-After`.
-async fn limit(state: &AppState, bucket: &str, limit: signin::Limit) -> Result<(), ApiError> {
+pub(crate) async fn limit(
+    state: &AppState,
+    bucket: &str,
+    limit: signin::Limit,
+) -> Result<(), ApiError> {
     match signin::hit(state.store.pool(), bucket, limit).await? {
         Ok(()) => Ok(()),
         Err(retry_after) => {
@@ -230,6 +234,17 @@ pub(crate) async fn start_session(
     style: Style,
 ) -> Result<Response, ApiError> {
     let pending = second_factor::required(state, user).await?;
+    issue_session(state, user, pending, style).await
+}
+
+/// A new session for `user`, owing the second factor or not, with its cookie and
+/// the answer in the request's style.
+pub(crate) async fn issue_session(
+    state: &AppState,
+    user: UserId,
+    pending: bool,
+    style: Style,
+) -> Result<Response, ApiError> {
     let session = sessions::create(state.store.pool(), user, pending, state.auth.sessions).await?;
     let mut response = match style {
         Style::Json => Json(json!({
