@@ -8,18 +8,31 @@
 //! tasks, oldest first ([`Desk::listed_tasks`]), the same order every list uses.
 //! Titles and memories are read from the read models (sealed there, opened here with
 //! the user's key); what changes goes through the aggregates.
+//!
+//! # Questions
+//!
+//! When a text could mean more than one thing ("done dentist" with two dentist
+//! tasks, "forget the code" with two codes, "cancel the reminder" with several)
+//! the desk asks one question listing at most three candidates, numbered, and
+//! records it on the Conversation ([`Question::Choose`]). The next message — "2",
+//! "the second one" — answers it; any other message, or ten minutes, lets it lapse
+//! ([`sidekick_domain::Conversation::question_for`]). Health or very personal facts
+//! are held the same way until the person says YES ([`Question::ConfirmMemory`]).
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sidekick_domain::breakdown;
 use sidekick_domain::command::{PlanningIntent, ReminderTime, Target};
-use sidekick_domain::memory::{MemoryCategory, MemoryCommand, MemoryId, MemoryKey, SubjectKey};
+use sidekick_domain::conversation::{ChoiceAction, OpenQuestion, Question, MAX_OPTIONS};
+use sidekick_domain::memory::{
+    sensitivity, MemoryCategory, MemoryCommand, MemoryId, MemoryKey, Sensitive, SubjectKey,
+};
 use sidekick_domain::planner::{
     DayPlanRules, FocusId, NewStep, PlannerCommand, ReminderId, TaskId,
 };
 use sidekick_domain::recurrence::Schedule;
 use sidekick_domain::when::Moment;
-use sidekick_domain::{Account, AccountCommand, DataKey, SealedText, UserId};
+use sidekick_domain::{Account, AccountCommand, ConversationCommand, DataKey, SealedText, UserId};
 use sidekick_store::planning::{self as rm, Page, ParentFilter, ReminderFilter, TaskFilter};
 use sidekick_store::{events, memory as memories, CommandMeta, Store, StoreError};
 use uuid::Uuid;
@@ -200,6 +213,9 @@ impl Desk<'_> {
                 }
             }
             P::Complete { target } => {
+                if let Some(question) = self.ask_if_ambiguous(&target, ChoiceAction::CompleteTask).await? {
+                    return Ok(Some(question));
+                }
                 let tasks = self.resolve(&target).await?;
                 if tasks.is_empty() {
                     return Ok(Some(self.not_found_task().await?));
@@ -222,6 +238,9 @@ impl Desk<'_> {
                     Err(e) => return Err(e),
                 }
             }
+            P::Defer { target, until: None } if self.is_ambiguous(&target).await? => {
+                return self.ask_if_ambiguous(&target, ChoiceAction::DeferTask).await;
+            }
             P::Defer { target, until } => {
                 let tasks = self.resolve(&target).await?;
                 let Some(t) = tasks.into_iter().next() else {
@@ -240,6 +259,9 @@ impl Desk<'_> {
                 }
             }
             P::Drop { target } => {
+                if let Some(question) = self.ask_if_ambiguous(&target, ChoiceAction::DropTask).await? {
+                    return Ok(Some(question));
+                }
                 let tasks = self.resolve(&target).await?;
                 if tasks.is_empty() {
                     return Ok(Some(self.not_found_task().await?));
@@ -284,7 +306,7 @@ impl Desk<'_> {
                     None => "What should I remind you about? Try: remind me in 10 min to stretch".to_string(),
                 }
             }
-            P::CancelReminder { target } => self.cancel_reminder(target).await?,
+            P::CancelReminder { target } => self.cancel_reminder(target).await?.text(),
             P::PlanDay | P::Replan => self.plan_day().await?,
             P::Focus { minutes, task } => {
                 let minutes = minutes.clamp(5, 180);
@@ -336,10 +358,203 @@ impl Desk<'_> {
                     "Check-ins off. Reminders you set still come. 'nudges on' brings check-ins back.".to_string()
                 }
             }
-            // Numbered choices and anything else: the engine answers.
-            _ => return Ok(None),
+            // With no question open, a bare number or yes is for the engine.
+            P::Choice(n) => return self.answer_choice(n).await,
+            P::Confirm { yes } => return self.answer_confirm(yes).await,
+            P::Unknown => return Ok(None),
         };
         Ok(Some(text))
+    }
+
+    /// Whether `target` names several listed tasks equally well.
+    async fn is_ambiguous(&self, target: &Target) -> Result<bool> {
+        Ok(match target {
+            Target::Text(words) => best_matches(&self.listed_tasks().await?, words).len() > 1,
+            _ => false,
+        })
+    }
+
+    /// Asks which task was meant when `target`'s words fit several; `None` when
+    /// they fit one or none.
+    async fn ask_if_ambiguous(
+        &self,
+        target: &Target,
+        action: ChoiceAction,
+    ) -> Result<Option<String>> {
+        let Target::Text(words) = target else {
+            return Ok(None);
+        };
+        let matching = best_matches(&self.listed_tasks().await?, words);
+        if matching.len() < 2 {
+            return Ok(None);
+        }
+        let options = matching.into_iter().map(|t| (t.id.0, t.title)).collect();
+        self.ask_which(action, options).await.map(Some)
+    }
+
+    /// Asks one numbered question about at most [`MAX_OPTIONS`] candidates.
+    async fn ask_which(
+        &self,
+        action: ChoiceAction,
+        options: Vec<(Uuid, String)>,
+    ) -> Result<String> {
+        let options: Vec<(Uuid, String)> = options.into_iter().take(MAX_OPTIONS).collect();
+        let names: Vec<String> = options.iter().map(|(_, name)| name.clone()).collect();
+        self.ask(Question::Choose {
+            action,
+            options: options.into_iter().map(|(id, _)| id).collect(),
+        })
+        .await?;
+        Ok(which_question(action, &names))
+    }
+
+    /// Records `question` as asked in reply to the latest message. Its id derives
+    /// from the message that caused this turn, so a turn that is redone asks the
+    /// same question once.
+    async fn ask(&self, question: Question) -> Result<()> {
+        let conversation = self.store.conversation(self.user).await?;
+        let cause = self.meta.causation_id.unwrap_or(self.meta.correlation_id);
+        let command = ConversationCommand::AskQuestion {
+            question_id: Uuid::new_v5(&cause, b"question"),
+            after_message: conversation.received,
+            question,
+            at: self.now,
+        };
+        self.store
+            .execute_conversation(self.user, command, self.meta)
+            .await
+    }
+
+    /// The question the latest message answers, if one is open.
+    async fn open_question(&self) -> Result<Option<OpenQuestion>> {
+        let conversation = self.store.conversation(self.user).await?;
+        Ok(conversation
+            .question_for(conversation.received, self.now)
+            .cloned())
+    }
+
+    /// "2" after "Which one is done? 1 … · 2 …": does it to the second. `None`
+    /// when no numbered question is open (the engine answers the bare number).
+    async fn answer_choice(&self, n: u32) -> Result<Option<String>> {
+        let Some(open) = self.open_question().await? else {
+            return Ok(None);
+        };
+        let Question::Choose { action, options } = &open.question else {
+            return Ok(None);
+        };
+        let Some(id) = options.get((n as usize).wrapping_sub(1)) else {
+            // Keep the question open for the next try.
+            self.ask(open.question.clone()).await?;
+            return Ok(Some(format!(
+                "There are {} to pick from. {}",
+                options.len(),
+                reply_with(options.len())
+            )));
+        };
+        self.act(*action, *id).await.map(Some)
+    }
+
+    /// YES (or no) to a yes/no question. `None` when none is open.
+    async fn answer_confirm(&self, yes: bool) -> Result<Option<String>> {
+        let Some(open) = self.open_question().await? else {
+            return Ok(None);
+        };
+        Ok(Some(match (&open.question, yes) {
+            (
+                Question::ConfirmMemory {
+                    content,
+                    subject,
+                    category,
+                },
+                true,
+            ) => {
+                let content = self.key.open(content)?;
+                // Derived from the question: a redone turn saves it once.
+                let memory_id = MemoryId(Uuid::new_v5(&open.question_id, b"memory"));
+                self.capture(memory_id, &content, subject.clone(), *category)
+                    .await?;
+                "Saved. You can see or delete it on the dashboard anytime.".to_string()
+            }
+            (Question::ConfirmMemory { .. }, false) => "OK, not saved.".to_string(),
+            (Question::Choose { action, options }, true) if options.len() == 1 => {
+                self.act(*action, options[0]).await?
+            }
+            (Question::Choose { options, .. }, true) => reply_with(options.len()),
+            (Question::Choose { .. }, false) => "OK, nothing changed.".to_string(),
+        }))
+    }
+
+    /// Does `action` to the option picked. Something already done (a redone turn,
+    /// or changed on the dashboard meanwhile) is said so, not failed.
+    async fn act(&self, action: ChoiceAction, id: Uuid) -> Result<String> {
+        let at = self.now;
+        match action {
+            ChoiceAction::CompleteTask | ChoiceAction::DeferTask | ChoiceAction::DropTask => {
+                let task_id = TaskId(id);
+                let planner = self.store.planner(self.user).await?;
+                if planner.task(task_id).is_none_or(|t| t.is_closed()) {
+                    return Ok("That one's already off your list.".to_string());
+                }
+                let title = rm::task(self.store.pool(), self.user, task_id)
+                    .await?
+                    .map(|row| open(self.key, &row.title_sealed))
+                    .unwrap_or_else(|| "that".to_string());
+                Ok(match action {
+                    ChoiceAction::CompleteTask => {
+                        self.planner(PlannerCommand::CompleteTask {
+                            task_id,
+                            actual_minutes: None,
+                            at,
+                        })
+                        .await?;
+                        format!("Done: {title}. Nice.")
+                    }
+                    ChoiceAction::DeferTask => {
+                        let today = self.now.with_timezone(&self.tz()).date_naive();
+                        let until = Moment::Day(today.succ_opt().unwrap_or(today));
+                        self.planner(PlannerCommand::DeferTask { task_id, until, at })
+                            .await?;
+                        format!("Moved {title} to tomorrow. It'll wait.")
+                    }
+                    _ => {
+                        self.planner(PlannerCommand::DropTask { task_id, at })
+                            .await?;
+                        format!("Dropped {title}. (Reply 'undo' if that was a mistake.)")
+                    }
+                })
+            }
+            ChoiceAction::CancelReminder => {
+                let reminder_id = ReminderId(id);
+                let planner = self.store.planner(self.user).await?;
+                let Some(reminder) = planner.reminder(reminder_id) else {
+                    return Ok("That reminder is already gone.".to_string());
+                };
+                let text = self.key.open(&reminder.text)?;
+                self.planner(PlannerCommand::CancelReminder { reminder_id, at })
+                    .await?;
+                Ok(format!("Cancelled: {text}."))
+            }
+            ChoiceAction::ForgetMemory => {
+                let memory_id = MemoryId(id);
+                if self
+                    .store
+                    .memory(self.user)
+                    .await?
+                    .fact(memory_id)
+                    .is_none()
+                {
+                    return Ok("That's already forgotten.".to_string());
+                }
+                let content = memories::item(self.store.pool(), self.user, memory_id)
+                    .await?
+                    .map(|row| open(self.key, &row.content_sealed));
+                self.forget_memory(memory_id).await?;
+                Ok(match content {
+                    Some(content) => format!("Forgotten: {content}"),
+                    None => "Forgotten.".to_string(),
+                })
+            }
+        }
     }
 
     fn moment_text(&self, m: Moment) -> String {
@@ -459,13 +674,16 @@ impl Desk<'_> {
         })
     }
 
-    /// Cancels the reminders `target` names; `None` when it names none.
+    /// Cancels the reminders `target` names, or asks which one when several fit;
+    /// `None` when it names none.
     pub async fn cancel_matching(&self, target: Target) -> Result<Option<String>> {
-        let text = self.cancel_reminder(target).await?;
-        Ok(text.starts_with("Cancelled").then_some(text))
+        Ok(match self.cancel_reminder(target).await? {
+            Cancel::Done(text) | Cancel::Asked(text) => Some(text),
+            Cancel::NotFound(_) => None,
+        })
     }
 
-    async fn cancel_reminder(&self, target: Target) -> Result<String> {
+    async fn cancel_reminder(&self, target: Target) -> Result<Cancel> {
         self.read_own_writes("planning", "planner").await;
         let rows = rm::reminders(
             self.store.pool(),
@@ -494,15 +712,26 @@ impl Desk<'_> {
                         defer_count: 0,
                     })
                     .collect();
-                best_match(&as_tasks, words)
-                    .map(|l| (ReminderId(l.id.0), l.title))
+                best_matches(&as_tasks, words)
                     .into_iter()
+                    .map(|l| (ReminderId(l.id.0), l.title))
                     .collect()
             }
+            // "cancel the reminder": the only one, or a question.
+            Target::Current => listed,
             _ => Vec::new(),
         };
         if chosen.is_empty() {
-            return Ok("I couldn't find that reminder. Text 'reminders' to see them.".to_string());
+            return Ok(Cancel::NotFound(
+                "I couldn't find that reminder. Text 'reminders' to see them.".to_string(),
+            ));
+        }
+        if chosen.len() > 1 && !matches!(target, Target::All) {
+            let options = chosen.into_iter().map(|(id, text)| (id.0, text)).collect();
+            return Ok(Cancel::Asked(
+                self.ask_which(ChoiceAction::CancelReminder, options)
+                    .await?,
+            ));
         }
         for (reminder_id, _) in &chosen {
             self.planner(PlannerCommand::CancelReminder {
@@ -512,7 +741,7 @@ impl Desk<'_> {
             .await?;
         }
         let names: Vec<&str> = chosen.iter().map(|(_, t)| t.as_str()).collect();
-        Ok(format!("Cancelled: {}.", names.join(", ")))
+        Ok(Cancel::Done(format!("Cancelled: {}.", names.join(", "))))
     }
 
     async fn plan_day(&self) -> Result<String> {
@@ -565,11 +794,42 @@ impl Desk<'_> {
         category: MemoryCategory,
     ) -> Result<String> {
         let secret = memories::fingerprint_secret(self.key);
+        let subject = subject.as_deref().map(|s| SubjectKey::compute(&secret, s));
+        if let Some(kind) = sensitivity(&content) {
+            let category = match kind {
+                Sensitive::Health => MemoryCategory::Health,
+                Sensitive::Personal => category,
+            };
+            self.ask(Question::ConfirmMemory {
+                content: self.key.seal(&content),
+                subject,
+                category,
+            })
+            .await?;
+            return Ok(match kind {
+                Sensitive::Health => "That sounds like health info. Save it? Reply YES to keep it.",
+                Sensitive::Personal => "That sounds personal. Save it? Reply YES to keep it.",
+            }
+            .to_string());
+        }
+        self.capture(MemoryId(Uuid::now_v7()), &content, subject, category)
+            .await?;
+        Ok("Saved. Ask me anytime. (You can see and delete it on the dashboard.)".to_string())
+    }
+
+    async fn capture(
+        &self,
+        memory_id: MemoryId,
+        content: &str,
+        subject: Option<SubjectKey>,
+        category: MemoryCategory,
+    ) -> Result<()> {
+        let secret = memories::fingerprint_secret(self.key);
         let command = MemoryCommand::CaptureMemory {
-            memory_id: MemoryId(Uuid::now_v7()),
-            content: self.key.seal(&content),
-            key: MemoryKey::compute(&secret, &content),
-            subject: subject.as_deref().map(|s| SubjectKey::compute(&secret, s)),
+            memory_id,
+            content: self.key.seal(content),
+            key: MemoryKey::compute(&secret, content),
+            subject,
             tags: Vec::new(),
             category,
             importance: 3,
@@ -578,8 +838,7 @@ impl Desk<'_> {
         };
         self.store
             .execute_memory(self.user, command, self.meta)
-            .await?;
-        Ok("Saved. Ask me anytime. (You can see and delete it on the dashboard.)".to_string())
+            .await
     }
 
     async fn recall(&self, query: &str) -> Result<String> {
@@ -606,26 +865,53 @@ impl Desk<'_> {
             return Ok("What should I forget? Like: forget the locker code".to_string());
         };
         self.read_own_writes("memory", "memory").await;
-        let hits = memories::search(self.store.pool(), self.user, &words, 1).await?;
-        let Some(hit) = hits.into_iter().next() else {
+        let hits = memories::search(self.store.pool(), self.user, &words, 5).await?;
+        let found: Vec<Listed> = hits
+            .iter()
+            .map(|hit| Listed {
+                id: TaskId(hit.id),
+                title: open(self.key, &hit.content_sealed),
+                defer_count: 0,
+            })
+            .collect();
+        // Several facts share the words ("the code"): ask. None share them (a
+        // fuzzy match): the best-ranked one.
+        let matching = best_matches(&found, &words);
+        let chosen = match matching.len() {
+            0 => found.into_iter().next(),
+            1 => matching.into_iter().next(),
+            _ => {
+                let options = matching.into_iter().map(|m| (m.id.0, m.title)).collect();
+                return self.ask_which(ChoiceAction::ForgetMemory, options).await;
+            }
+        };
+        let Some(chosen) = chosen else {
             return Ok("I don't have anything like that saved.".to_string());
         };
+        self.forget_memory(MemoryId(chosen.id.0)).await?;
+        Ok(format!("Forgotten: {}", chosen.title))
+    }
+
+    async fn forget_memory(&self, memory_id: MemoryId) -> Result<()> {
         let command = MemoryCommand::ForgetMemory {
-            memory_id: MemoryId(hit.id),
+            memory_id,
             at: self.now,
         };
         self.store
             .execute_memory(self.user, command, self.meta)
-            .await?;
-        Ok(format!(
-            "Forgotten: {}",
-            open(self.key, &hit.content_sealed)
-        ))
+            .await
     }
 }
 
-/// The task whose title shares the most words with `words` (at least one).
+/// The task whose title shares the most words with `words` (at least one); the
+/// first of them when several tie.
 fn best_match(listed: &[Listed], words: &str) -> Option<Listed> {
+    best_matches(listed, words).into_iter().next()
+}
+
+/// Every task sharing the most words with `words` (at least one), in list order:
+/// more than one means the words do not say which.
+fn best_matches(listed: &[Listed], words: &str) -> Vec<Listed> {
     // Little words ("the", "my") say nothing about which task is meant.
     const FILLER: &[&str] = &[
         "the", "and", "for", "with", "that", "this", "thing", "stuff", "my", "to", "a", "an", "of",
@@ -639,16 +925,62 @@ fn best_match(listed: &[Listed], words: &str) -> Option<Listed> {
         })
         .filter(|w| w.len() > 1 && !FILLER.contains(&w.as_str()))
         .collect();
-    listed
+    let scored: Vec<(usize, &Listed)> = listed
         .iter()
         .map(|t| {
             let title = t.title.to_lowercase();
             let score = wanted.iter().filter(|w| title.contains(w.as_str())).count();
             (score, t)
         })
-        .filter(|(score, _)| *score > 0)
-        .max_by_key(|(score, _)| *score)
+        .collect();
+    let top = scored.iter().map(|(score, _)| *score).max().unwrap_or(0);
+    if top == 0 {
+        return Vec::new();
+    }
+    scored
+        .into_iter()
+        .filter(|(score, _)| *score == top)
         .map(|(_, t)| t.clone())
+        .collect()
+}
+
+/// What cancelling a reminder came to.
+enum Cancel {
+    Done(String),
+    /// Several fit: a numbered question was asked.
+    Asked(String),
+    NotFound(String),
+}
+
+impl Cancel {
+    fn text(self) -> String {
+        match self {
+            Self::Done(t) | Self::Asked(t) | Self::NotFound(t) => t,
+        }
+    }
+}
+
+/// "Which one is done? 1 call the dentist · 2 book the dentist. Reply 1 or 2."
+fn which_question(action: ChoiceAction, names: &[String]) -> String {
+    let lead = match action {
+        ChoiceAction::CompleteTask => "Which one is done?",
+        ChoiceAction::DeferTask => "Which one should wait?",
+        ChoiceAction::DropTask => "Which one should I drop?",
+        ChoiceAction::CancelReminder => "Which reminder should I cancel?",
+        ChoiceAction::ForgetMemory => "Which one should I forget?",
+    };
+    format!("{lead} {}. {}", numbered(names), reply_with(names.len()))
+}
+
+/// "Reply 1 or 2." / "Reply 1, 2 or 3."
+fn reply_with(options: usize) -> String {
+    let numbers: Vec<String> = (1..=options).map(|n| n.to_string()).collect();
+    match numbers.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("Reply {} or {last}.", rest.join(", "))
+        }
+        _ => "Reply 1.".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -682,6 +1014,40 @@ mod tests {
             best_match(&tasks, "clean the garage").is_none(),
             "matched on a filler word"
         );
+    }
+
+    #[test]
+    fn words_that_fit_several_titles_equally_are_ambiguous() {
+        let tasks = listed(&["call the dentist", "buy milk", "book dentist appointment"]);
+        let both: Vec<String> = best_matches(&tasks, "dentist")
+            .into_iter()
+            .map(|t| t.title)
+            .collect();
+        assert_eq!(both, ["call the dentist", "book dentist appointment"]);
+        let one: Vec<String> = best_matches(&tasks, "call dentist")
+            .into_iter()
+            .map(|t| t.title)
+            .collect();
+        assert_eq!(one, ["call the dentist"], "more shared words decide");
+        assert!(best_matches(&tasks, "the").is_empty());
+    }
+
+    #[test]
+    fn questions_list_the_options_and_how_to_answer() {
+        let names = ["call the dentist".to_string(), "book dentist".to_string()];
+        assert_eq!(
+            which_question(ChoiceAction::CompleteTask, &names),
+            "Which one is done? 1 call the dentist · 2 book dentist. Reply 1 or 2."
+        );
+        assert_eq!(reply_with(3), "Reply 1, 2 or 3.");
+        assert_eq!(reply_with(1), "Reply 1.");
+        let three = ["a".to_string(), "b".to_string(), "c".to_string()];
+        let asked = which_question(ChoiceAction::ForgetMemory, &three);
+        assert!(
+            asked.starts_with("Which one should I forget? 1 a · 2 b · 3 c."),
+            "{asked}"
+        );
+        assert!(sidekick_domain::sms::segments(&asked) <= 1);
     }
 
     #[test]

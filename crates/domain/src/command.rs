@@ -91,8 +91,12 @@ pub enum PlanningIntent {
     ListReminders,
     /// "what's next", "what should I do now": one next step.
     Next,
-    /// A bare number, answering a numbered question ("1 done · 2 +15 min").
+    /// A bare number or ordinal, answering a numbered question ("2", "the
+    /// second one", "#3").
     Choice(u32),
+    /// "yes" or "no" on its own, answering a yes/no question ("Save it? Reply
+    /// YES"). With no question open the caller treats it as small talk.
+    Confirm { yes: bool },
     /// "done 2", "done dentist", "finished the milk thing".
     Complete { target: Target },
     /// "undo", "oops".
@@ -164,6 +168,7 @@ type Rule = fn(&Sentence) -> Option<PlanningIntent>;
 const RULES: &[Rule] = &[
     settings,
     undo,
+    confirm,
     snooze,
     cancel_reminder,
     plan,
@@ -1533,12 +1538,64 @@ fn number_done(w: &[&str]) -> Option<PlanningIntent> {
     })
 }
 
+/// "2", "#2", "option 3", "number two", "the second one", "2nd", "first".
 fn choice(s: &Sentence) -> Option<PlanningIntent> {
-    match s.w().as_slice() {
-        [n] | ["option" | "number", n] => is_number(n)
-            .filter(|n| (1..100).contains(n))
-            .map(PlanningIntent::Choice),
-        _ => None,
+    let w = s.w();
+    let w = trim(
+        &w,
+        &["the", "option", "number", "no", "#", "pick", "choose"],
+        &[],
+    );
+    let w = match w {
+        [n, "one"] => std::slice::from_ref(n),
+        other => other,
+    };
+    let [n] = w else {
+        return None;
+    };
+    is_number(n)
+        .or_else(|| ordinal(n))
+        .filter(|n| (1..100).contains(n))
+        .map(PlanningIntent::Choice)
+}
+
+/// "second", "2nd", "two": the number a word names, up to ten.
+fn ordinal(word: &str) -> Option<u32> {
+    #[rustfmt::skip]
+    const WORDS: &[(&[&str], u32)] = &[
+        (&["first", "1st", "one"], 1), (&["second", "2nd", "two"], 2),
+        (&["third", "3rd", "three"], 3), (&["fourth", "4th", "four"], 4),
+        (&["fifth", "5th", "five"], 5), (&["sixth", "6th", "six"], 6),
+        (&["seventh", "7th", "seven"], 7), (&["eighth", "8th", "eight"], 8),
+        (&["ninth", "9th", "nine"], 9), (&["tenth", "10th", "ten"], 10),
+    ];
+    WORDS
+        .iter()
+        .find(|(words, _)| words.contains(&word))
+        .map(|(_, n)| *n)
+}
+
+#[rustfmt::skip]
+const YES_PHRASES: &[&str] = &[
+    "yes", "y", "yep", "yeah", "yea", "ya", "yup", "sure", "yes please", "save it", "keep it",
+    "save", "keep", "do it", "go ahead", "yes save it", "yes keep it", "confirm", "correct",
+];
+#[rustfmt::skip]
+const NO_PHRASES: &[&str] = &[
+    "no", "n", "nope", "nah", "no thanks", "dont", "dont save it", "dont keep it", "dont save",
+    "no dont", "never mind", "nevermind",
+];
+
+/// A bare yes or no: the whole message, nothing else.
+fn confirm(s: &Sentence) -> Option<PlanningIntent> {
+    let text = s.joined();
+    let text = text.trim_end_matches(['!', '.']);
+    if YES_PHRASES.contains(&text) {
+        Some(PlanningIntent::Confirm { yes: true })
+    } else if NO_PHRASES.contains(&text) {
+        Some(PlanningIntent::Confirm { yes: false })
+    } else {
+        None
     }
 }
 
@@ -1760,6 +1817,8 @@ mod tests {
             ("DONE_OPENINGS", DONE_OPENINGS),
             ("ADD_OPENINGS", ADD_OPENINGS),
             ("TASK_VERBS", TASK_VERBS),
+            ("YES_PHRASES", YES_PHRASES),
+            ("NO_PHRASES", NO_PHRASES),
         ];
         let mut problems = Vec::new();
         for (name, table) in tables {

@@ -17,7 +17,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ids::MessageSid;
+use crate::memory::{MemoryCategory, SubjectKey};
 use crate::sealed::SealedText;
+
+/// How long a question waits for its answer. Past this, "2" means nothing.
+pub const QUESTION_TTL_MINUTES: i64 = 10;
+/// The most options a question lists (ADHD.md: at most three choices).
+pub const MAX_OPTIONS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +142,48 @@ impl DeliveryStatus {
     }
 }
 
+/// What picking an option of a [`Question::Choose`] does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChoiceAction {
+    CompleteTask,
+    DeferTask,
+    DropTask,
+    CancelReminder,
+    ForgetMemory,
+}
+
+/// A question Sidekick asked that the very next message may answer with a digit
+/// or a word, so the person never has to retype what they meant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Question {
+    /// "Which one? 1 call the dentist · 2 book the dentist": option *n* is the id
+    /// (of a task, reminder or memory) that answer *n* acts on.
+    Choose {
+        action: ChoiceAction,
+        options: Vec<Uuid>,
+    },
+    /// "That sounds like health info. Save it? Reply YES": the fact waits here,
+    /// sealed, until the person says yes (ADHD.md: confirm before storing health or
+    /// very personal details). Anything else drops it.
+    ConfirmMemory {
+        content: SealedText,
+        subject: Option<SubjectKey>,
+        category: MemoryCategory,
+    },
+}
+
+/// The question waiting for an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenQuestion {
+    pub question_id: Uuid,
+    /// The inbound message it answered; only the next one can answer it.
+    pub after_message: u64,
+    pub question: Question,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum ConversationCommand {
     ReceiveMessage {
@@ -173,6 +221,14 @@ pub enum ConversationCommand {
         reply_id: Uuid,
         status: DeliveryStatus,
         error_code: Option<i64>,
+        at: DateTime<Utc>,
+    },
+    /// Asks `question` in reply to message `after_message`; it replaces any question
+    /// still open. Asking the same `question_id` again changes nothing.
+    AskQuestion {
+        question_id: Uuid,
+        after_message: u64,
+        question: Question,
         at: DateTime<Utc>,
     },
 }
@@ -218,6 +274,14 @@ pub enum ConversationEvent {
         error_code: Option<i64>,
         at: DateTime<Utc>,
     },
+    /// The next message (number `after_message + 1`) may answer it until `expires_at`.
+    QuestionAsked {
+        question_id: Uuid,
+        after_message: u64,
+        question: Question,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -229,6 +293,7 @@ impl DomainEvent for ConversationEvent {
             Self::ReplySent { .. } => "ReplySent",
             Self::ReplyFailed { .. } => "ReplyFailed",
             Self::DeliveryStatusRecorded { .. } => "DeliveryStatusRecorded",
+            Self::QuestionAsked { .. } => "QuestionAsked",
         }
         .to_string()
     }
@@ -269,6 +334,20 @@ pub struct Conversation {
     pub answered_through: u64,
     pub pending: BTreeMap<Uuid, PendingReply>,
     recent_statuses: VecDeque<(Uuid, DeliveryStatus)>,
+    /// The last question asked; one at a time, so state stays bounded.
+    #[serde(default)]
+    question: Option<OpenQuestion>,
+}
+
+impl Conversation {
+    /// The question message `message` answers: the one asked in reply to the
+    /// message just before it, still in time. Any other message — a new command,
+    /// a later reply — finds none: the question lapsed when the person moved on.
+    pub fn question_for(&self, message: u64, now: DateTime<Utc>) -> Option<&OpenQuestion> {
+        self.question
+            .as_ref()
+            .filter(|q| q.after_message + 1 == message && now < q.expires_at)
+    }
 }
 
 impl Aggregate for Conversation {
@@ -381,6 +460,26 @@ impl Aggregate for Conversation {
                     .await;
                 }
             }
+            C::AskQuestion {
+                question_id,
+                after_message,
+                question,
+                at,
+            } => {
+                if self.question.as_ref().map(|q| q.question_id) != Some(question_id) {
+                    sink.write(
+                        E::QuestionAsked {
+                            question_id,
+                            after_message,
+                            question,
+                            expires_at: at + chrono::Duration::minutes(QUESTION_TTL_MINUTES),
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
             C::RecordDeliveryStatus {
                 reply_id,
                 status,
@@ -442,6 +541,20 @@ impl Aggregate for Conversation {
                     self.recent_statuses.pop_front();
                 }
                 self.recent_statuses.push_back((reply_id, status));
+            }
+            E::QuestionAsked {
+                question_id,
+                after_message,
+                question,
+                expires_at,
+                ..
+            } => {
+                self.question = Some(OpenQuestion {
+                    question_id,
+                    after_message,
+                    question,
+                    expires_at,
+                });
             }
         }
     }
@@ -563,6 +676,77 @@ mod tests {
             })
             .await
             .then_expect_error(ConversationError::NotPending(reply));
+    }
+
+    fn which_task(id: Uuid) -> ConversationCommand {
+        ConversationCommand::AskQuestion {
+            question_id: id,
+            after_message: 4,
+            question: Question::Choose {
+                action: ChoiceAction::CompleteTask,
+                options: vec![Uuid::from_u128(7), Uuid::from_u128(8)],
+            },
+            at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn asked(id: Uuid) -> ConversationEvent {
+        ConversationEvent::QuestionAsked {
+            question_id: id,
+            after_message: 4,
+            question: Question::Choose {
+                action: ChoiceAction::CompleteTask,
+                options: vec![Uuid::from_u128(7), Uuid::from_u128(8)],
+            },
+            expires_at: DateTime::UNIX_EPOCH + chrono::Duration::minutes(QUESTION_TTL_MINUTES),
+            at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_question_is_asked_once_and_expires() {
+        let id = Uuid::from_u128(1);
+        ConversationTest::with(())
+            .given_no_previous_events()
+            .when_async(which_task(id))
+            .await
+            .then_expect_events(vec![asked(id)]);
+        ConversationTest::with(())
+            .given(vec![asked(id)])
+            .when_async(which_task(id))
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn only_the_next_message_in_time_answers_a_question() {
+        let mut c = Conversation::default();
+        c.apply(asked(Uuid::from_u128(1)));
+        let soon = DateTime::UNIX_EPOCH + chrono::Duration::minutes(9);
+        assert!(c.question_for(5, soon).is_some());
+        assert!(c.question_for(4, soon).is_none(), "the message it answered");
+        assert!(
+            c.question_for(6, soon).is_none(),
+            "another message came first"
+        );
+        let late = DateTime::UNIX_EPOCH + chrono::Duration::minutes(QUESTION_TTL_MINUTES);
+        assert!(c.question_for(5, late).is_none(), "expired");
+        // A newer question replaces it.
+        c.apply(ConversationEvent::QuestionAsked {
+            question_id: Uuid::from_u128(2),
+            after_message: 5,
+            question: Question::Choose {
+                action: ChoiceAction::ForgetMemory,
+                options: vec![Uuid::from_u128(9)],
+            },
+            expires_at: late,
+            at: soon,
+        });
+        assert!(c.question_for(5, soon).is_none());
+        assert_eq!(
+            c.question_for(6, soon).map(|q| q.question_id),
+            Some(Uuid::from_u128(2))
+        );
     }
 
     #[tokio::test]

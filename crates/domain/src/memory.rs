@@ -180,6 +180,101 @@ pub fn normalise_subject(text: &str) -> String {
         .join(" ")
 }
 
+/// Why a fact should be confirmed before it is kept (ADHD.md: "confirm before
+/// storing health or very personal details").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sensitive {
+    /// Medication, doses, diagnoses, symptoms, therapy.
+    Health,
+    /// Sexuality, gender identity, pregnancy.
+    Personal,
+}
+
+/// Medicines people with ADHD (and others) commonly name, by brand and
+/// generic name, and the words that make a fact about taking them.
+#[rustfmt::skip]
+const HEALTH_WORDS: &[&str] = &[
+    // ADHD medication.
+    "adderall", "ritalin", "concerta", "vyvanse", "elvanse", "focalin", "dexedrine", "dexamfetamine",
+    "dextroamphetamine", "amphetamine", "methylphenidate", "lisdexamfetamine", "strattera",
+    "atomoxetine", "qelbree", "viloxazine", "intuniv", "guanfacine", "clonidine", "mydayis",
+    "jornay", "quillichew", "medikinet", "equasym",
+    // Other common prescriptions.
+    "wellbutrin", "bupropion", "zoloft", "sertraline", "prozac", "fluoxetine", "lexapro",
+    "escitalopram", "citalopram", "paxil", "paroxetine", "effexor", "venlafaxine", "cymbalta",
+    "duloxetine", "trazodone", "lithium", "lamictal", "lamotrigine", "abilify", "seroquel",
+    "quetiapine", "xanax", "alprazolam", "klonopin", "clonazepam", "valium", "diazepam", "ativan",
+    "lorazepam", "ambien", "zolpidem", "melatonin", "insulin", "metformin", "ozempic", "wegovy",
+    "levothyroxine", "synthroid", "prednisone", "antidepressant", "antidepressants", "ssri",
+    "ssris", "stimulant", "stimulants", "medication", "medications", "meds", "prescription",
+    "prescriptions", "dosage", "dose", "doses",
+    // Diagnoses and conditions.
+    "adhd", "autism", "autistic", "asd", "depression", "depressed", "anxiety", "bipolar",
+    "ocd", "ptsd", "cptsd", "bpd", "schizophrenia", "diabetes", "diabetic", "epilepsy",
+    "epileptic", "cancer", "chemo", "chemotherapy", "hiv", "std", "sti", "herpes", "dyslexia",
+    "dyscalculia", "insomnia", "anorexia", "bulimia", "diagnosis", "diagnosed", "disorder",
+    "migraine", "migraines", "seizure", "seizures", "relapse", "sober", "sobriety", "rehab",
+    // Care.
+    "therapist", "therapy", "psychiatrist", "psychologist", "counsellor", "counselor",
+    "counselling", "counseling", "cbt", "dbt",
+];
+#[rustfmt::skip]
+const HEALTH_PHRASES: &[&str] = &[
+    "panic attack", "panic attacks", "birth control", "blood pressure", "blood sugar",
+    "mental health", "side effect", "side effects", "eating disorder", "suicide attempt",
+];
+#[rustfmt::skip]
+const PERSONAL_WORDS: &[&str] = &[
+    "gay", "lesbian", "bisexual", "queer", "asexual", "pansexual", "transgender", "trans",
+    "nonbinary", "enby", "pregnant", "pregnancy", "miscarriage", "abortion", "sexuality",
+    "closeted",
+];
+#[rustfmt::skip]
+const PERSONAL_PHRASES: &[&str] = &[
+    "non binary", "came out", "coming out", "sexual orientation", "gender identity",
+    "my pronouns", "in the closet", "trying to conceive",
+];
+
+/// Whether `text` holds health or very personal details that should be
+/// confirmed before they are saved. Conservative: it looks for named
+/// medicines, doses ("20mg"), diagnoses, therapy, sexuality and gender, not
+/// for everyday words near health ("doctor", "dentist", "pharmacy" say where
+/// to go, not what someone has), so ordinary facts are saved without a question.
+pub fn sensitivity(text: &str) -> Option<Sensitive> {
+    let words: Vec<String> = words(text).collect();
+    let joined = format!(" {} ", words.join(" "));
+    let has_phrase = |phrases: &[&str]| phrases.iter().any(|p| joined.contains(&format!(" {p} ")));
+    let has_word = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
+    let dose = words
+        .iter()
+        .enumerate()
+        .any(|(i, w)| is_dose(w, words.get(i + 1)));
+    if dose || has_word(HEALTH_WORDS) || has_phrase(HEALTH_PHRASES) {
+        Some(Sensitive::Health)
+    } else if has_word(PERSONAL_WORDS) || has_phrase(PERSONAL_PHRASES) {
+        Some(Sensitive::Personal)
+    } else {
+        None
+    }
+}
+
+/// "20mg", "20 mg", "0.5mg" (read as "0" "5mg"), "50mcg", "10 ml".
+fn is_dose(word: &str, next: Option<&String>) -> bool {
+    const UNITS: &[&str] = &["mg", "mcg", "µg", "ug", "ml", "iu"];
+    let digits_end = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
+    if digits_end == 0 {
+        return false;
+    }
+    let unit = &word[digits_end..];
+    if unit.is_empty() {
+        next.is_some_and(|n| UNITS.contains(&n.as_str()))
+    } else {
+        UNITS.contains(&unit)
+    }
+}
+
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
         .map(|w| w.replace(['\'', '’'], "").to_lowercase())
@@ -605,6 +700,57 @@ mod tests {
     use crate::ids::UserId;
     use crate::sealed::DataKey;
     use cqrs_es::test::TestFramework;
+
+    #[test]
+    fn health_and_very_personal_details_are_noticed() {
+        for text in [
+            "I take 20mg adderall",
+            "my dose is 30 mg",
+            "vyvanse at 7am",
+            "I was diagnosed with ADHD in 2019",
+            "my therapist is Dr Lee",
+            "therapy is on thursdays",
+            "I get panic attacks on planes",
+            "my blood pressure is 120/80",
+            "started Zoloft last week",
+            "I have bipolar disorder",
+            "50mcg levothyroxine",
+        ] {
+            assert_eq!(sensitivity(text), Some(Sensitive::Health), "{text}");
+        }
+        for text in [
+            "I'm gay",
+            "my partner is trans",
+            "I am pregnant",
+            "I came out to my mom",
+            "I'm non-binary",
+        ] {
+            assert_eq!(sensitivity(text), Some(Sensitive::Personal), "{text}");
+        }
+    }
+
+    #[test]
+    fn everyday_facts_are_not_flagged() {
+        for text in [
+            "my locker code is 4411",
+            "parked on level 3 B",
+            "dentist is on main street",
+            "my doctor's number is 555 0100",
+            "the pharmacy closes at 6",
+            "mom's birthday is june 3",
+            "wifi password is hunter2",
+            "I addressed the letter",
+            "my bike lock combo is 2020",
+            "the meeting is in room 20",
+            "gate code 1234",
+            "I transferred 20 dollars",
+            "my shoe size is 10",
+            "add oat milk to the list",
+            "the bi-weekly sync is on tuesdays",
+        ] {
+            assert_eq!(sensitivity(text), None, "{text}");
+        }
+    }
 
     type MemoryTest = TestFramework<Memory>;
 

@@ -81,6 +81,7 @@ fn describe(intent: &PlanningIntent) -> String {
         P::ListReminders => "reminders".to_owned(),
         P::Next => "next".to_owned(),
         P::Choice(n) => format!("choice {n}"),
+        P::Confirm { yes } => format!("confirm {}", if *yes { "yes" } else { "no" }),
         P::Complete { target: t } => format!("done {}", target(t)),
         P::Undo => "undo".to_owned(),
         P::Defer { target: t, until } => {

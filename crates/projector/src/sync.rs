@@ -310,6 +310,9 @@ async fn conversation(
             set_status(tx, e, *reply_id, status.as_str(), error.as_deref()).await?;
             *reply_id
         }
+        // A pending question is the assistant's state; the reply asking it is the
+        // message the timeline shows.
+        C::QuestionAsked { .. } => return Ok(Vec::new()),
     };
     Ok(vec![UiChange {
         resource: "conversation",

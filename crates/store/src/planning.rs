@@ -334,6 +334,27 @@ pub async fn reminder(pool: &PgPool, user: UserId, id: ReminderId) -> Result<Opt
     Ok(row)
 }
 
+/// The reminders of the caller's that quiet hours are holding back, and until
+/// when: an occurrence that came due inside them and waits for their end (see
+/// the scheduler). Read from the schedule read model, under the same row-level
+/// security.
+pub async fn held_reminders(
+    pool: &PgPool,
+    user: UserId,
+) -> Result<std::collections::HashMap<Uuid, DateTime<Utc>>> {
+    let mut tx = begin_as(pool, user).await?;
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT ref_id, min(due_at) FROM schedule_items
+          WHERE user_id = $1 AND kind = 'reminder' AND status = 'pending' AND held
+          GROUP BY ref_id",
+    )
+    .bind(user.as_uuid())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().collect())
+}
+
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct GoalRow {
     pub id: Uuid,

@@ -1,4 +1,7 @@
-//! `GET /api/reminders`: the caller's reminders, every status, oldest first.
+//! `GET /api/reminders`: the caller's reminders, every status, oldest first, each
+//! with when quiet hours will let it out when they are holding it back.
+
+use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -28,13 +31,17 @@ struct ReminderJson {
     recurrence: Option<String>,
     /// `active`, `snoozed`, `cancelled` or `done`.
     status: String,
+    /// When `due_at` fell inside quiet hours and the reminder waits for their end:
+    /// that end. `null` otherwise.
+    held_until: Option<DateTime<Utc>>,
     task_id: Option<Uuid>,
     created_at: DateTime<Utc>,
 }
 
 impl ReminderJson {
-    fn open(key: &DataKey, row: ReminderRow) -> Self {
+    fn open(key: &DataKey, row: ReminderRow, held: &HashMap<Uuid, DateTime<Utc>>) -> Self {
         Self {
+            held_until: held.get(&row.id).copied(),
             text: open_sealed(key, row.text_sealed, "reminder text", row.id),
             id: row.id,
             due_at: row.due_at,
@@ -68,8 +75,9 @@ pub(crate) async fn list(
         Vec::new()
     } else {
         let key = state.store.data_key(user).await?;
+        let held = planning::held_reminders(state.store.pool(), user).await?;
         rows.into_iter()
-            .map(|row| ReminderJson::open(&key, row))
+            .map(|row| ReminderJson::open(&key, row, &held))
             .collect()
     };
     Ok(Json(json!({ "reminders": reminders, "next": next })))
