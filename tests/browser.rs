@@ -569,6 +569,41 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
         violations.extend(axe(&client, &axe_js, &format!("{path} (phone)")).await);
     }
 
+    // Delete the account from My data: it says what happens, asks once, and the
+    // person lands on sign-in.
+    client.set_window_size(1280, 1000).await.expect("resize");
+    client.goto(&format!("{base}/data")).await.expect("data");
+    client
+        .find(Locator::Css("details summary"))
+        .await
+        .expect("summary")
+        .click()
+        .await
+        .expect("open");
+    screenshot(&client, "data-delete").await;
+    violations.extend(axe(&client, &axe_js, "/data (delete open)").await);
+    client
+        .find(Locator::Css("button[data-url='/api/me']"))
+        .await
+        .expect("delete button")
+        .click()
+        .await
+        .expect("click");
+    client.accept_alert().await.expect("confirm the deletion");
+    wait_for(
+        &client,
+        "location.pathname === '/signin'",
+        "sign-in after deleting",
+    )
+    .await;
+    client.goto(&format!("{base}/tasks")).await.expect("tasks");
+    wait_for(
+        &client,
+        "location.pathname === '/signin'",
+        "signed out after deleting",
+    )
+    .await;
+
     client.close().await.expect("close browser");
     app.stop().await;
     assert!(

@@ -132,6 +132,7 @@
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
         if (!r.ok) {
           var message = data && data.error && data.error.message ? data.error.message : "That did not go through. Try again in a moment.";
+          message = message.charAt(0).toUpperCase() + message.slice(1);
           throw new Error(message);
         }
         return data;
@@ -190,6 +191,43 @@
       .catch(function (e) { say(form, e.message); })
       .then(function () { if (submit) submit.disabled = false; });
   });
+
+  // ---- second factor setup: scan, prove with a code, keep the recovery codes ----
+  var begin = document.querySelector("[data-totp-begin]");
+  if (begin) {
+    begin.addEventListener("click", function () {
+      begin.disabled = true;
+      call("POST", "/api/me/totp")
+        .then(function (data) {
+          document.getElementById("totp-secret").textContent = data.secret;
+          document.getElementById("totp-link").href = data.otpauth_uri;
+          document.getElementById("totp-setup").hidden = false;
+          document.getElementById("totp-code").focus();
+        })
+        .catch(function (e) { say(begin, e.message); begin.disabled = false; });
+    });
+    document.getElementById("totp-confirm").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var form = event.target;
+      call("POST", "/api/me/totp/confirm", { code: form.code.value.trim() })
+        .then(function (data) {
+          var list = document.querySelector("#totp-codes .codes");
+          data.recovery_codes.forEach(function (code) {
+            var item = document.createElement("li");
+            var text = document.createElement("code");
+            text.textContent = code;
+            item.appendChild(text);
+            list.appendChild(item);
+          });
+          document.getElementById("totp-setup").hidden = true;
+          begin.closest("[data-status-scope]").hidden = true;
+          var codes = document.getElementById("totp-codes");
+          codes.hidden = false;
+          codes.focus();
+        })
+        .catch(function (e) { say(form, e.message); });
+    });
+  }
 
   // Enter sends in the chat box; Shift+Enter makes a new line.
   document.addEventListener("keydown", function (event) {

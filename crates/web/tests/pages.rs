@@ -173,6 +173,16 @@ async fn without_signing_in_pages_lead_to_sign_in() {
         code.contains("didn&#39;t match") || code.contains("didn't match"),
         "{code}"
     );
+    let factor = body_text(
+        app.get("/signin/second-factor?error=wrong_code", None)
+            .await,
+    )
+    .await;
+    assert!(
+        factor.contains(r#"action="/auth/second-factor""#),
+        "{factor}"
+    );
+    assert!(factor.contains("recovery code"), "{factor}");
     for asset in ["/assets/app.css", "/assets/app.js"] {
         assert_eq!(app.get(asset, None).await.status(), 200, "{asset}");
     }

@@ -29,6 +29,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
                     p { "You can sign up again later with the same number, as a new start." }
                     div.actions {
                         button type="button" data-method="DELETE" data-url="/api/me"
+                            data-body=r#"{"confirm":"DELETE"}"#
                             data-confirm="Delete your account and everything in it? This cannot be undone."
                             data-then="/signin" { "Delete my account" }
                     }

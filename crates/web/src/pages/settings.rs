@@ -8,11 +8,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sidekick_domain::{AccountCommand, QuietHours, TimeOfDay, Timezone};
-use sidekick_store::{sync, CommandMeta};
+use sidekick_store::{second_factor, sync, CommandMeta};
 
 use super::layout::{render, settings_nav, Frame, Nav};
 use super::{open, PageResult, Viewer};
@@ -35,6 +35,15 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
             open(&key, sealed, user.as_uuid())
         }
         None => None,
+    };
+    let pool = state.store.pool();
+    let factor_on = second_factor::factor(pool, user)
+        .await?
+        .is_some_and(|f| f.confirmed);
+    let codes_left = if factor_on {
+        second_factor::recovery_codes_left(pool, user).await?
+    } else {
+        0
     };
     Ok(render(
         Frame::signed_in("Settings", Nav::Settings, since, csrf.as_deref()),
@@ -81,10 +90,7 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
                     span.status data-form-status role="status" {}
                 }
             }
-            section.card aria-labelledby="factor-heading" {
-                h2 #factor-heading { "Second factor" }
-                p { "Add an authenticator app so a texted code alone cannot open your dashboard. Optional." }
-            }
+            (second_factor(factor_on, codes_left))
             @if let Some(csrf) = csrf.as_deref() {
                 section.card aria-labelledby="signout-heading" {
                     h2 #signout-heading { "Sign out" }
@@ -102,6 +108,60 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
             }
         },
     ))
+}
+
+/// The second factor: on (with a way off that needs a code) or off (with a two-step
+/// setup: scan the secret, prove it with a code, keep the recovery codes). The page
+/// script drives the steps through `/api/me/totp`.
+fn second_factor(on: bool, codes_left: i64) -> Markup {
+    html! {
+        section.card #second-factor aria-labelledby="factor-heading" {
+            h2 #factor-heading { "Second factor" }
+            @if on {
+                p { "On. Signing in asks for your authenticator app's code after the texted one." }
+                p.muted { (codes_left) " recovery codes left." }
+                details {
+                    summary { "Turn it off" }
+                    form data-json="/api/me/totp" data-method="DELETE" data-done="Turned off." data-then="/settings" {
+                        label for="factor-off-code" { "A current code from the app, or a recovery code" }
+                        input #factor-off-code type="text" name="code" required autocomplete="one-time-code" maxlength="32";
+                        p.actions {
+                            button type="submit" { "Turn off" }
+                            span.status data-form-status role="status" {}
+                        }
+                    }
+                }
+            } @else {
+                p { "Add an authenticator app so a texted code alone cannot open your dashboard. Optional." }
+                div data-status-scope {
+                    p.actions {
+                        button type="button" data-totp-begin { "Set up an authenticator app" }
+                        span.status data-form-status role="status" {}
+                    }
+                }
+                div #totp-setup hidden {
+                    p { "In your authenticator app, add an account with this key (or open the link on this device):" }
+                    p { code #totp-secret {} }
+                    p { a #totp-link href="#" { "Open in an authenticator app" } }
+                    form #totp-confirm {
+                        label for="totp-code" { "Then type the 6-digit code it shows" }
+                        input #totp-code type="text" name="code" required inputmode="numeric"
+                            autocomplete="one-time-code" maxlength="12";
+                        p.actions {
+                            button type="submit" { "Turn on" }
+                            span.status data-form-status role="status" {}
+                        }
+                    }
+                }
+                div #totp-codes hidden tabindex="-1" {
+                    h3 { "Your recovery codes" }
+                    p { "Each one works once if your phone is lost. Keep them somewhere safe — they are shown only now." }
+                    ul.plain.codes {}
+                    p { a.button.primary href="/settings" { "I saved them" } }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -88,11 +88,21 @@ fn problem(code: &str, retry_after: Option<u64>) -> String {
 }
 
 /// `/signin/second-factor`: the code from an authenticator app, or a recovery code.
-pub(crate) async fn second_factor() -> maud::Markup {
+pub(crate) async fn second_factor(step: Result<Query<Step>, QueryRejection>) -> maud::Markup {
+    let step = step.map(|Query(s)| s).unwrap_or_default();
+    let problem = step.error.as_deref().map(|e| match e {
+        "wrong_code" => {
+            "That code didn't match. Use the app's current code, or a recovery code.".to_string()
+        }
+        other => problem(other, step.retry_after),
+    });
     render(
         Frame::public("One more step"),
         html! {
             h1 { "One more step" }
+            @if let Some(problem) = problem {
+                p.notice role="alert" { (problem) }
+            }
             form.card method="post" action="/auth/second-factor" {
                 label for="factor-code" { "Code from your authenticator app" }
                 span.hint #factor-hint { "Or one of your recovery codes." }
