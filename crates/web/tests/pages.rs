@@ -273,3 +273,62 @@ async fn settings_saved_with_the_session_need_its_csrf_token() {
     assert_eq!(bad.status(), 422);
     app.cleanup().await;
 }
+
+/// A reminder that went off shows at the top of Today (and leaves "Coming up").
+#[tokio::test]
+async fn a_fired_reminder_shows_on_today() {
+    use sidekick_domain::planner::ReminderId;
+    use sidekick_domain::recurrence::Schedule;
+    use sidekick_domain::Timezone;
+    let app = TestApp::spawn().await;
+    let (alice, token) = app.user_with_token(ALICE, Some("Alice")).await;
+    let key = app.store.data_key(alice).await.unwrap();
+    let reminder_id = ReminderId::generate();
+    let due = Utc::now() + chrono::Duration::milliseconds(300);
+    app.store
+        .execute_planner(
+            alice,
+            PlannerCommand::ScheduleReminder {
+                reminder_id,
+                text: key.seal("take the <pills>"),
+                task: None,
+                schedule: Schedule::Once { at: due },
+                timezone: Timezone::default(),
+                at: Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .expect("schedule");
+    project(&app, alice).await;
+    let before = page(&app, "/", &token).await;
+    assert!(before.contains("Coming up") && before.contains("take the &lt;pills&gt;"));
+    assert!(!before.contains("Reminder at"), "{before}");
+
+    // Due: fire it as the scheduler would.
+    while Utc::now() <= due {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.store
+        .execute_planner(
+            alice,
+            PlannerCommand::FireReminder {
+                reminder_id,
+                occurrence: due,
+                at: Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .expect("fire");
+    project(&app, alice).await;
+    let after = page(&app, "/", &token).await;
+    let fired = after
+        .split(r#"data-live="fired""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</div>").next())
+        .expect("the fired region");
+    assert!(fired.contains("Reminder at") && fired.contains("take the &lt;pills&gt;"), "{after}");
+    assert!(after.contains("No reminders set"), "nothing is coming up any more: {after}");
+    app.cleanup().await;
+}

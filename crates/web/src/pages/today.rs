@@ -14,6 +14,8 @@ use crate::AppState;
 
 /// How many upcoming reminders Today shows; the rest wait (ADHD.md: at most three).
 const UPCOMING: usize = 3;
+/// How long a reminder that went off stays at the top of Today.
+const JUST_NOW: chrono::Duration = chrono::Duration::hours(2);
 
 pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): Viewer) -> PageResult {
     let since = crate::sse::resume_point(state.store.pool(), user).await?;
@@ -24,18 +26,27 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
     let today = now.with_timezone(&tz).date_naive();
     let (tasks, _) = open_tasks(&state, user).await?;
     let boxes = planning::plan(pool, user, today).await?;
-    let mut reminders = planning::reminders(
+    let all = planning::reminders(
         pool,
         user,
-        &ReminderFilter::upcoming(),
+        &ReminderFilter::default(),
         &Page::first(Page::MAX_LIMIT),
     )
     .await?;
-    reminders.retain(|r| r.due_at.is_some());
+    let mut fired: Vec<_> = all
+        .iter()
+        .filter(|r| r.last_fired_at.is_some_and(|at| now - at < JUST_NOW))
+        .cloned()
+        .collect();
+    fired.sort_by_key(|r| std::cmp::Reverse(r.last_fired_at));
+    let mut reminders: Vec<_> = all
+        .into_iter()
+        .filter(|r| matches!(r.status.as_str(), "active" | "snoozed") && r.due_at.is_some())
+        .collect();
     reminders.sort_by_key(|r| r.due_at);
     reminders.truncate(UPCOMING);
     let progress = planning::progress(pool, user, today, account.timezone).await?;
-    let key = if boxes.is_empty() && reminders.is_empty() {
+    let key = if boxes.is_empty() && reminders.is_empty() && fired.is_empty() {
         None
     } else {
         Some(state.store.data_key(user).await?)
@@ -48,6 +59,19 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
         html! {
             h1.sr-only { "Today" }
             p.status #page-status role="status" {}
+            div data-live="fired" {
+                @for r in &fired {
+                    p.notice {
+                        "Reminder"
+                        @if let Some(at) = r.last_fired_at { " at " (time(at, tz, now)) }
+                        ": "
+                        strong {
+                            @let text = key.as_ref().and_then(|k| open(k, r.text_sealed.clone(), r.id));
+                            (text.unwrap_or_else(|| "a reminder".into()))
+                        }
+                    }
+                }
+            }
             section.card.next aria-labelledby="next-label" data-live="next" {
                 @match next {
                     Some(step) => {
