@@ -20,10 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use sidekick_integrations::twilio::fake::FakeTwilio;
+use webdriver::Browser as Client;
 
 const ALICE: &str = "+15550107001";
 
@@ -97,16 +100,9 @@ async fn browser(driver: &Driver, extra: &[&str]) -> Client {
         "--lang=en-US",
     ];
     args.extend_from_slice(extra);
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({ "binary": chromium(), "args": args }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
+    Client::start(&driver.url, json!({ "binary": chromium(), "args": args }))
         .await
-        .expect("a Chromium session")
+        .unwrap_or_else(|e| panic!("no Chromium session: {e}"))
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -127,7 +123,7 @@ async fn screenshot(client: &Client, name: &str) {
         "the page to load",
     )
     .await;
-    let png = client.screenshot().await.expect("screenshot");
+    let png = client.screenshot().await;
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).expect("save screenshot");
 }
 
@@ -136,17 +132,15 @@ async fn wait_for(client: &Client, condition: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let script = format!("return Boolean({condition});");
     loop {
-        if client.execute(&script, vec![]).await.ok() == Some(Value::Bool(true)) {
+        if client.execute(&script).await == Value::Bool(true) {
             return;
         }
         if Instant::now() > deadline {
             let text = client
                 .execute(
                     "return location.href + '\\n' + (document.body ? document.body.innerText : '')",
-                    vec![],
                 )
-                .await
-                .unwrap_or_default();
+                .await;
             panic!("timed out waiting for {what}; the page says:\n{text}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -154,13 +148,7 @@ async fn wait_for(client: &Client, condition: &str, what: &str) {
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .expect("text")
+    client.find(css).await.text().await
 }
 
 fn axe_source() -> String {
@@ -176,10 +164,7 @@ fn axe_source() -> String {
 
 /// Runs axe-core on the current page; the serious and critical violations.
 async fn axe(client: &Client, source: &str, page: &str) -> Vec<String> {
-    client
-        .execute(&format!("{source}\nreturn true;"), vec![])
-        .await
-        .expect("inject axe-core");
+    client.execute(&format!("{source}\nreturn true;")).await;
     let result = client
         .execute_async(
             r#"const done = arguments[arguments.length - 1];
@@ -189,10 +174,8 @@ async fn axe(client: &Client, source: &str, page: &str) -> Vec<String> {
                    .map(v => v.impact + " " + v.id + ": " + v.help + " at " +
                         v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))))
                  .catch(e => done(["axe failed: " + e]));"#,
-            vec![],
         )
-        .await
-        .expect("run axe-core");
+        .await;
     result
         .as_array()
         .map(|a| {
@@ -206,16 +189,14 @@ async fn axe(client: &Client, source: &str, page: &str) -> Vec<String> {
 /// Sets a marker on the window: still there later means the page never reloaded.
 async fn mark_no_reload(client: &Client) {
     client
-        .execute("window.__sidekickNoReload = true; return true;", vec![])
-        .await
-        .expect("mark");
+        .execute("window.__sidekickNoReload = true; return true;")
+        .await;
 }
 
 async fn assert_not_reloaded(client: &Client) {
     let marked = client
-        .execute("return window.__sidekickNoReload === true;", vec![])
-        .await
-        .expect("check marker");
+        .execute("return window.__sidekickNoReload === true;")
+        .await;
     assert_eq!(
         marked,
         Value::Bool(true),
@@ -261,7 +242,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     let mut violations = Vec::new();
 
     // Signed out, every page leads to sign-in.
-    client.goto(&format!("{base}/tasks")).await.expect("open");
+    client.goto(&format!("{base}/tasks")).await;
     wait_for(
         &client,
         "location.pathname === '/signin'",
@@ -273,41 +254,23 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     client
         .execute(
             "const i = document.createElement('img'); i.id = 'axe-probe'; i.src = '/assets/nothing.png'; \
-             document.body.appendChild(i); return true;",
-            vec![],
+             document.body.appendChild(i); return true;"
         )
-        .await
-        .expect("probe");
+        .await;
     let probe = axe(&client, &axe_js, "probe").await;
     assert!(
         probe.iter().any(|v| v.contains("image-alt")),
         "axe-core did not flag an image without alt text: {probe:?}"
     );
     client
-        .execute(
-            "document.getElementById('axe-probe').remove(); return true;",
-            vec![],
-        )
-        .await
-        .expect("remove probe");
+        .execute("document.getElementById('axe-probe').remove(); return true;")
+        .await;
     violations.extend(axe(&client, &axe_js, "/signin").await);
 
     // Sign in with the code the fake Twilio received.
     let before = sent_to(&twilio, ALICE).len();
-    client
-        .find(Locator::Css("#phone"))
-        .await
-        .expect("phone field")
-        .send_keys(ALICE)
-        .await
-        .expect("type");
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    client.find("#phone").await.send_keys(ALICE).await;
+    client.find("form button[type=submit]").await.click().await;
     wait_for(
         &client,
         "document.querySelector('#code') !== null",
@@ -317,20 +280,8 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     screenshot(&client, "signin-code").await;
     violations.extend(axe(&client, &axe_js, "/signin?step=code").await);
     let code = sign_in_code(&twilio, before).await;
-    client
-        .find(Locator::Css("#code"))
-        .await
-        .expect("code field")
-        .send_keys(&code)
-        .await
-        .expect("type");
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    client.find("#code").await.send_keys(&code).await;
+    client.find("form button[type=submit]").await.click().await;
     wait_for(
         &client,
         "location.pathname === '/' && document.querySelector('.next') !== null",
@@ -346,7 +297,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     screenshot(&client, "today-empty").await;
 
     // Add a task on the web.
-    client.goto(&format!("{base}/tasks")).await.expect("tasks");
+    client.goto(&format!("{base}/tasks")).await;
     wait_for(
         &client,
         "document.body.dataset.connected === 'true'",
@@ -354,21 +305,15 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     )
     .await;
     client
-        .find(Locator::Css("#new-task"))
+        .find("#new-task")
         .await
-        .expect("field")
         .send_keys("Buy oat milk")
-        .await
-        .expect("type");
+        .await;
     client
-        .find(Locator::Css(
-            "form[data-json='/api/tasks'] button[type=submit]",
-        ))
+        .find("form[data-json='/api/tasks'] button[type=submit]")
         .await
-        .expect("add")
         .click()
-        .await
-        .expect("click");
+        .await;
     wait_for(
         &client,
         "[...document.querySelectorAll('[data-live=tasks] .title')].some(e => e.textContent === 'Buy oat milk')",
@@ -392,10 +337,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     screenshot(&client, "tasks-done-by-sms").await;
 
     // Chat on the web; the reply arrives without a reload.
-    client
-        .goto(&format!("{base}/conversation"))
-        .await
-        .expect("chat");
+    client.goto(&format!("{base}/conversation")).await;
     wait_for(
         &client,
         "document.body.dataset.connected === 'true'",
@@ -404,30 +346,20 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     .await;
     mark_no_reload(&client).await;
     let replies_before: u64 = client
-        .execute(
-            "return document.querySelectorAll('.msg.out').length",
-            vec![],
-        )
+        .execute("return document.querySelectorAll('.msg.out').length")
         .await
-        .expect("count")
         .as_u64()
         .unwrap_or(0);
     client
-        .find(Locator::Css("#chat-body"))
+        .find("#chat-body")
         .await
-        .expect("box")
         .send_keys("add call the dentist")
-        .await
-        .expect("type");
+        .await;
     client
-        .find(Locator::Css(
-            "form[data-json='/api/messages'] button[type=submit]",
-        ))
+        .find("form[data-json='/api/messages'] button[type=submit]")
         .await
-        .expect("send")
         .click()
-        .await
-        .expect("click");
+        .await;
     wait_for(
         &client,
         "[...document.querySelectorAll('.msg.in p')].some(e => e.textContent === 'add call the dentist')",
@@ -448,7 +380,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
 
     // Today: the task from the chat is the next step; plan the day from here and
     // the time-boxes appear in place.
-    client.goto(&base).await.expect("today");
+    client.goto(&base).await;
     wait_for(
         &client,
         "document.body.dataset.connected === 'true'",
@@ -457,13 +389,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     .await;
     assert_eq!(text_of(&client, ".next .step").await, "call the dentist");
     mark_no_reload(&client).await;
-    client
-        .find(Locator::Css("[data-focus-key=plan-day]"))
-        .await
-        .expect("plan my day")
-        .click()
-        .await
-        .expect("click");
+    client.find("[data-focus-key=plan-day]").await.click().await;
     wait_for(
         &client,
         "[...document.querySelectorAll('[data-live=plan] li')].some(e => e.textContent.includes('call the dentist'))",
@@ -476,10 +402,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
 
     // Memory: results as you type.
     app.text(ALICE, "remember my locker code is 4411").await;
-    client
-        .goto(&format!("{base}/memory"))
-        .await
-        .expect("memory");
+    client.goto(&format!("{base}/memory")).await;
     wait_for(
         &client,
         "document.querySelector('[data-live=memories]').textContent.includes('4411')",
@@ -487,33 +410,15 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     )
     .await;
     mark_no_reload(&client).await;
-    client
-        .find(Locator::Css("#memory-q"))
-        .await
-        .expect("search")
-        .send_keys("bicycle")
-        .await
-        .expect("type");
+    client.find("#memory-q").await.send_keys("bicycle").await;
     wait_for(
         &client,
         "document.querySelector('[data-live=memories]').textContent.includes('Nothing matches')",
         "no results for an unrelated word",
     )
     .await;
-    client
-        .find(Locator::Css("#memory-q"))
-        .await
-        .expect("search")
-        .clear()
-        .await
-        .expect("clear");
-    client
-        .find(Locator::Css("#memory-q"))
-        .await
-        .expect("search")
-        .send_keys("locker")
-        .await
-        .expect("type");
+    client.find("#memory-q").await.clear().await;
+    client.find("#memory-q").await.send_keys("locker").await;
     wait_for(
         &client,
         "document.querySelector('[data-live=memories]').textContent.includes('4411')",
@@ -525,22 +430,15 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     violations.extend(axe(&client, &axe_js, "/memory").await);
 
     // Settings saved from the page (cookie + CSRF token through the script).
+    client.goto(&format!("{base}/settings")).await;
+    let name = client.find("#name").await;
+    name.clear().await;
+    name.send_keys("Ally").await;
     client
-        .goto(&format!("{base}/settings"))
+        .find("form[data-json='/settings'] button[type=submit]")
         .await
-        .expect("settings");
-    let name = client.find(Locator::Css("#name")).await.expect("name");
-    name.clear().await.expect("clear");
-    name.send_keys("Ally").await.expect("type");
-    client
-        .find(Locator::Css(
-            "form[data-json='/settings'] button[type=submit]",
-        ))
-        .await
-        .expect("save")
         .click()
-        .await
-        .expect("click");
+        .await;
     wait_for(
         &client,
         "document.querySelector('form[data-json=\"/settings\"] [data-form-status]').textContent === 'Saved.'",
@@ -551,52 +449,44 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     violations.extend(axe(&client, &axe_js, "/settings").await);
 
     for (path, name) in [("/connections", "connections"), ("/data", "data")] {
-        client.goto(&format!("{base}{path}")).await.expect("page");
+        client.goto(&format!("{base}{path}")).await;
         wait_for(&client, "document.querySelector('main h1') !== null", path).await;
         screenshot(&client, name).await;
         violations.extend(axe(&client, &axe_js, path).await);
     }
 
     // A phone-sized screen.
-    client.set_window_size(390, 844).await.expect("resize");
+    client.set_window_size(390, 844).await;
     for (path, name) in [
         ("/", "phone-today"),
         ("/tasks", "phone-tasks"),
         ("/conversation", "phone-conversation"),
     ] {
-        client.goto(&format!("{base}{path}")).await.expect("page");
+        client.goto(&format!("{base}{path}")).await;
         screenshot(&client, name).await;
         violations.extend(axe(&client, &axe_js, &format!("{path} (phone)")).await);
     }
 
     // Delete the account from My data: it says what happens, asks once, and the
     // person lands on sign-in.
-    client.set_window_size(1280, 1000).await.expect("resize");
-    client.goto(&format!("{base}/data")).await.expect("data");
-    client
-        .find(Locator::Css("details summary"))
-        .await
-        .expect("summary")
-        .click()
-        .await
-        .expect("open");
+    client.set_window_size(1280, 1000).await;
+    client.goto(&format!("{base}/data")).await;
+    client.find("details summary").await.click().await;
     screenshot(&client, "data-delete").await;
     violations.extend(axe(&client, &axe_js, "/data (delete open)").await);
     client
-        .find(Locator::Css("button[data-url='/api/me']"))
+        .find("button[data-url='/api/me']")
         .await
-        .expect("delete button")
         .click()
-        .await
-        .expect("click");
-    client.accept_alert().await.expect("confirm the deletion");
+        .await;
+    client.accept_alert().await;
     wait_for(
         &client,
         "location.pathname === '/signin'",
         "sign-in after deleting",
     )
     .await;
-    client.goto(&format!("{base}/tasks")).await.expect("tasks");
+    client.goto(&format!("{base}/tasks")).await;
     wait_for(
         &client,
         "location.pathname === '/signin'",
@@ -604,7 +494,7 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     )
     .await;
 
-    client.close().await.expect("close browser");
+    client.close().await;
     app.stop().await;
     assert!(
         violations.is_empty(),

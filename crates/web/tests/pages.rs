@@ -328,7 +328,13 @@ async fn a_fired_reminder_shows_on_today() {
         .nth(1)
         .and_then(|rest| rest.split("</div>").next())
         .expect("the fired region");
-    assert!(fired.contains("Reminder at") && fired.contains("take the &lt;pills&gt;"), "{after}");
-    assert!(after.contains("No reminders set"), "nothing is coming up any more: {after}");
+    assert!(
+        fired.contains("Reminder at") && fired.contains("take the &lt;pills&gt;"),
+        "{after}"
+    );
+    assert!(
+        after.contains("No reminders set"),
+        "nothing is coming up any more: {after}"
+    );
     app.cleanup().await;
 }
