@@ -23,7 +23,11 @@ use std::time::{Duration, Instant};
 #[path = "browser/webdriver.rs"]
 mod webdriver;
 
+use std::os::unix::process::CommandExt;
+use std::panic::AssertUnwindSafe;
+
 use common::*;
+use futures::FutureExt;
 use serde_json::{json, Value};
 use sidekick_integrations::twilio::fake::FakeTwilio;
 use webdriver::Browser as Client;
@@ -37,7 +41,10 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and any Chromium it started: they share its process group.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -71,6 +78,7 @@ async fn start_driver() -> Driver {
     let port = free_port();
     let child = Command::new(binary)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -238,6 +246,23 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
     ])
     .await;
     let client = browser(&driver, &[]).await;
+    // Whatever happens in the flow, the server, its database and streams, and the
+    // browser are cleaned up before the test reports.
+    let outcome = AssertUnwindSafe(flow(&app, &twilio, &client, &axe_js))
+        .catch_unwind()
+        .await;
+    client.close().await;
+    app.stop().await;
+    let violations = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert!(
+        violations.is_empty(),
+        "serious or critical accessibility violations:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The person's whole visit; the accessibility violations found on the way.
+async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> Vec<String> {
     let base = app.base.clone();
     let mut violations = Vec::new();
 
@@ -493,12 +518,5 @@ async fn a_person_signs_in_adds_a_task_finishes_it_by_text_and_chats() {
         "signed out after deleting",
     )
     .await;
-
-    client.close().await;
-    app.stop().await;
-    assert!(
-        violations.is_empty(),
-        "serious or critical accessibility violations:\n{}",
-        violations.join("\n")
-    );
+    violations
 }

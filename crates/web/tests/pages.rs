@@ -183,6 +183,16 @@ async fn without_signing_in_pages_lead_to_sign_in() {
         "{factor}"
     );
     assert!(factor.contains("recovery code"), "{factor}");
+    let missing = app.get("/no-such-page", None).await;
+    assert_eq!(missing.status(), 404);
+    assert!(body_text(missing).await.contains("Go to Today"));
+    let api_missing = app.get("/api/no-such-thing", None).await;
+    assert_eq!(api_missing.status(), 404);
+    assert_eq!(
+        body_json(api_missing).await["error"]["code"],
+        "not_found",
+        "the API keeps its own shape"
+    );
     for asset in ["/assets/app.css", "/assets/app.js"] {
         assert_eq!(app.get(asset, None).await.status(), 200, "{asset}");
     }

@@ -51,6 +51,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/signin/second-factor", get(signin::second_factor))
         .route("/assets/app.css", get(stylesheet))
         .route("/assets/app.js", get(script))
+        .fallback(not_found)
+}
+
+/// Any other address: a calm page that leads back, not a blank error.
+async fn not_found() -> Response {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        layout::error_page(axum::http::StatusCode::NOT_FOUND),
+    )
+        .into_response()
 }
 
 const STYLESHEET: &str = include_str!("../../assets/app.css");
