@@ -269,12 +269,12 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
     // Signed out, every page leads to sign-in.
     client.goto(&format!("{base}/tasks")).await;
     wait_for(
-        &client,
+        client,
         "location.pathname === '/signin'",
         "the sign-in page",
     )
     .await;
-    screenshot(&client, "signin").await;
+    screenshot(client, "signin").await;
     // The checker must be able to fail: an image without a text alternative is critical.
     client
         .execute(
@@ -282,7 +282,7 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
              document.body.appendChild(i); return true;"
         )
         .await;
-    let probe = axe(&client, &axe_js, "probe").await;
+    let probe = axe(client, axe_js, "probe").await;
     assert!(
         probe.iter().any(|v| v.contains("image-alt")),
         "axe-core did not flag an image without alt text: {probe:?}"
@@ -290,41 +290,41 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
     client
         .execute("document.getElementById('axe-probe').remove(); return true;")
         .await;
-    violations.extend(axe(&client, &axe_js, "/signin").await);
+    violations.extend(axe(client, axe_js, "/signin").await);
 
     // Sign in with the code the fake Twilio received.
-    let before = sent_to(&twilio, ALICE).len();
+    let before = sent_to(twilio, ALICE).len();
     client.find("#phone").await.send_keys(ALICE).await;
     client.find("form button[type=submit]").await.click().await;
     wait_for(
-        &client,
+        client,
         "document.querySelector('#code') !== null",
         "the code step",
     )
     .await;
-    screenshot(&client, "signin-code").await;
-    violations.extend(axe(&client, &axe_js, "/signin?step=code").await);
-    let code = sign_in_code(&twilio, before).await;
+    screenshot(client, "signin-code").await;
+    violations.extend(axe(client, axe_js, "/signin?step=code").await);
+    let code = sign_in_code(twilio, before).await;
     client.find("#code").await.send_keys(&code).await;
     client.find("form button[type=submit]").await.click().await;
     wait_for(
-        &client,
+        client,
         "location.pathname === '/' && document.querySelector('.next') !== null",
         "Today",
     )
     .await;
     wait_for(
-        &client,
+        client,
         "document.body.dataset.connected === 'true'",
         "the live stream",
     )
     .await;
-    screenshot(&client, "today-empty").await;
+    screenshot(client, "today-empty").await;
 
     // Add a task on the web.
     client.goto(&format!("{base}/tasks")).await;
     wait_for(
-        &client,
+        client,
         "document.body.dataset.connected === 'true'",
         "the live stream",
     )
@@ -340,36 +340,36 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         .click()
         .await;
     wait_for(
-        &client,
+        client,
         "[...document.querySelectorAll('[data-live=tasks] .title')].some(e => e.textContent === 'Buy oat milk')",
         "the new task in the list",
     )
     .await;
-    screenshot(&client, "tasks").await;
-    violations.extend(axe(&client, &axe_js, "/tasks").await);
+    screenshot(client, "tasks").await;
+    violations.extend(axe(client, axe_js, "/tasks").await);
 
     // Finish it by text; the open page checks it off by itself.
-    mark_no_reload(&client).await;
+    mark_no_reload(client).await;
     app.text(ALICE, "done 1").await;
     wait_for(
-        &client,
+        client,
         "[...document.querySelectorAll('[data-live=done] .task.done .title')].some(e => e.textContent === 'Buy oat milk') \
          && ![...document.querySelectorAll('[data-live=tasks] .title')].some(e => e.textContent === 'Buy oat milk')",
         "the task checked off after the SMS",
     )
     .await;
-    assert_not_reloaded(&client).await;
-    screenshot(&client, "tasks-done-by-sms").await;
+    assert_not_reloaded(client).await;
+    screenshot(client, "tasks-done-by-sms").await;
 
     // Chat on the web; the reply arrives without a reload.
     client.goto(&format!("{base}/conversation")).await;
     wait_for(
-        &client,
+        client,
         "document.body.dataset.connected === 'true'",
         "the live stream",
     )
     .await;
-    mark_no_reload(&client).await;
+    mark_no_reload(client).await;
     let replies_before: u64 = client
         .execute("return document.querySelectorAll('.msg.out').length")
         .await
@@ -386,58 +386,58 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         .click()
         .await;
     wait_for(
-        &client,
+        client,
         "[...document.querySelectorAll('.msg.in p')].some(e => e.textContent === 'add call the dentist')",
         "my web message in the timeline",
     )
     .await;
     wait_for(
-        &client,
+        client,
         &format!("document.querySelectorAll('.msg.out').length > {replies_before}"),
         "Sidekick's reply",
     )
     .await;
-    assert_not_reloaded(&client).await;
-    let last = text_of(&client, ".timeline .msg.out:last-child p").await;
+    assert_not_reloaded(client).await;
+    let last = text_of(client, ".timeline .msg.out:last-child p").await;
     assert!(!last.trim().is_empty(), "the reply has words");
-    screenshot(&client, "conversation").await;
-    violations.extend(axe(&client, &axe_js, "/conversation").await);
+    screenshot(client, "conversation").await;
+    violations.extend(axe(client, axe_js, "/conversation").await);
 
     // Today: the task from the chat is the next step; plan the day from here and
     // the time-boxes appear in place.
     client.goto(&base).await;
     wait_for(
-        &client,
+        client,
         "document.body.dataset.connected === 'true'",
         "the live stream",
     )
     .await;
-    assert_eq!(text_of(&client, ".next .step").await, "call the dentist");
-    mark_no_reload(&client).await;
+    assert_eq!(text_of(client, ".next .step").await, "call the dentist");
+    mark_no_reload(client).await;
     client.find("[data-focus-key=plan-day]").await.click().await;
     wait_for(
-        &client,
+        client,
         "[...document.querySelectorAll('[data-live=plan] li')].some(e => e.textContent.includes('call the dentist'))",
         "today's time-boxes after Plan my day",
     )
     .await;
-    assert_not_reloaded(&client).await;
-    screenshot(&client, "today").await;
-    violations.extend(axe(&client, &axe_js, "/").await);
+    assert_not_reloaded(client).await;
+    screenshot(client, "today").await;
+    violations.extend(axe(client, axe_js, "/").await);
 
     // Memory: results as you type.
     app.text(ALICE, "remember my locker code is 4411").await;
     client.goto(&format!("{base}/memory")).await;
     wait_for(
-        &client,
+        client,
         "document.querySelector('[data-live=memories]').textContent.includes('4411')",
         "the remembered fact",
     )
     .await;
-    mark_no_reload(&client).await;
+    mark_no_reload(client).await;
     client.find("#memory-q").await.send_keys("bicycle").await;
     wait_for(
-        &client,
+        client,
         "document.querySelector('[data-live=memories]').textContent.includes('Nothing matches')",
         "no results for an unrelated word",
     )
@@ -445,14 +445,14 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
     client.find("#memory-q").await.clear().await;
     client.find("#memory-q").await.send_keys("locker").await;
     wait_for(
-        &client,
+        client,
         "document.querySelector('[data-live=memories]').textContent.includes('4411')",
         "the fact found by searching",
     )
     .await;
-    assert_not_reloaded(&client).await;
-    screenshot(&client, "memory").await;
-    violations.extend(axe(&client, &axe_js, "/memory").await);
+    assert_not_reloaded(client).await;
+    screenshot(client, "memory").await;
+    violations.extend(axe(client, axe_js, "/memory").await);
 
     // Settings saved from the page (cookie + CSRF token through the script).
     client.goto(&format!("{base}/settings")).await;
@@ -465,19 +465,19 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         .click()
         .await;
     wait_for(
-        &client,
+        client,
         "document.querySelector('form[data-json=\"/settings\"] [data-form-status]').textContent === 'Saved.'",
         "settings saved",
     )
     .await;
-    screenshot(&client, "settings").await;
-    violations.extend(axe(&client, &axe_js, "/settings").await);
+    screenshot(client, "settings").await;
+    violations.extend(axe(client, axe_js, "/settings").await);
 
     for (path, name) in [("/connections", "connections"), ("/data", "data")] {
         client.goto(&format!("{base}{path}")).await;
-        wait_for(&client, "document.querySelector('main h1') !== null", path).await;
-        screenshot(&client, name).await;
-        violations.extend(axe(&client, &axe_js, path).await);
+        wait_for(client, "document.querySelector('main h1') !== null", path).await;
+        screenshot(client, name).await;
+        violations.extend(axe(client, axe_js, path).await);
     }
 
     // A phone-sized screen.
@@ -488,8 +488,8 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         ("/conversation", "phone-conversation"),
     ] {
         client.goto(&format!("{base}{path}")).await;
-        screenshot(&client, name).await;
-        violations.extend(axe(&client, &axe_js, &format!("{path} (phone)")).await);
+        screenshot(client, name).await;
+        violations.extend(axe(client, axe_js, &format!("{path} (phone)")).await);
     }
 
     // Delete the account from My data: it says what happens, asks once, and the
@@ -497,8 +497,8 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
     client.set_window_size(1280, 1000).await;
     client.goto(&format!("{base}/data")).await;
     client.find("details summary").await.click().await;
-    screenshot(&client, "data-delete").await;
-    violations.extend(axe(&client, &axe_js, "/data (delete open)").await);
+    screenshot(client, "data-delete").await;
+    violations.extend(axe(client, axe_js, "/data (delete open)").await);
     client
         .find("button[data-url='/api/me']")
         .await
@@ -506,14 +506,14 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         .await;
     client.accept_alert().await;
     wait_for(
-        &client,
+        client,
         "location.pathname === '/signin'",
         "sign-in after deleting",
     )
     .await;
     client.goto(&format!("{base}/tasks")).await;
     wait_for(
-        &client,
+        client,
         "location.pathname === '/signin'",
         "signed out after deleting",
     )
