@@ -370,11 +370,6 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
     )
     .await;
     mark_no_reload(client).await;
-    let replies_before: u64 = client
-        .execute("return document.querySelectorAll('.msg.out').length")
-        .await
-        .as_u64()
-        .unwrap_or(0);
     client
         .find("#chat-body")
         .await
@@ -391,15 +386,25 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         "my web message in the timeline",
     )
     .await;
+    // The answer is the web reply after my message.
+    let reply_after_mine = "(() => { const all = [...document.querySelectorAll('.timeline .msg')]; \
+         const mine = all.findIndex(m => m.classList.contains('in') && m.querySelector('p').textContent === 'add call the dentist'); \
+         const reply = all.slice(mine + 1).find(m => m.classList.contains('out')); \
+         return mine >= 0 && reply ? reply.querySelector('p').textContent : ''; })()";
     wait_for(
         client,
-        &format!("document.querySelectorAll('.msg.out').length > {replies_before}"),
+        &format!("{reply_after_mine} !== ''"),
         "Sidekick's reply",
     )
     .await;
     assert_not_reloaded(client).await;
-    let last = text_of(client, ".timeline .msg.out:last-child p").await;
-    assert!(!last.trim().is_empty(), "the reply has words");
+    let reply = client.execute(&format!("return {reply_after_mine};")).await;
+    assert!(
+        reply
+            .as_str()
+            .is_some_and(|r| r.contains("call the dentist")),
+        "the reply is about my message: {reply}"
+    );
     screenshot(client, "conversation").await;
     violations.extend(axe(client, axe_js, "/conversation").await);
 
@@ -491,6 +496,41 @@ async fn flow(app: &App, twilio: &FakeTwilio, client: &Client, axe_js: &str) -> 
         screenshot(client, name).await;
         violations.extend(axe(client, axe_js, &format!("{path} (phone)")).await);
     }
+
+    // Reorder with buttons (no dragging needed): the new task moves above the
+    // one from the chat.
+    client.set_window_size(1280, 1000).await;
+    client.goto(&format!("{base}/tasks")).await;
+    client
+        .find("#new-task")
+        .await
+        .send_keys("Water the plants")
+        .await;
+    client
+        .find("form[data-json='/api/tasks'] button[type=submit]")
+        .await
+        .click()
+        .await;
+    let titles = "[...document.querySelectorAll('[data-live=tasks] > ol > li > .row .title')].map(e => e.textContent).join('|')";
+    wait_for(
+        client,
+        &format!("{titles} === 'call the dentist|Water the plants'"),
+        "both tasks in order",
+    )
+    .await;
+    mark_no_reload(client).await;
+    client
+        .find("[data-live=tasks] > ol > li:nth-child(2) button[data-moves]")
+        .await
+        .click()
+        .await;
+    wait_for(
+        client,
+        &format!("{titles} === 'Water the plants|call the dentist'"),
+        "the moved task on top",
+    )
+    .await;
+    assert_not_reloaded(client).await;
 
     // Delete the account from My data: it says what happens, asks once, and the
     // person lands on sign-in.

@@ -150,6 +150,21 @@
     if (status) status.textContent = text;
   }
 
+  // Reordering: the moves the server worked out, one after another.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-moves]");
+    if (!button) return;
+    event.preventDefault();
+    var moves = JSON.parse(button.getAttribute("data-moves"));
+    button.disabled = true;
+    moves.reduce(function (done, move) {
+      return done.then(function () { return call("PATCH", "/api/tasks/" + move[0], { position: move[1] }); });
+    }, Promise.resolve())
+      .then(function () { say(button, "Moved."); scheduleRefresh(0); })
+      .catch(function (e) { say(button, e.message); })
+      .then(function () { button.disabled = false; });
+  });
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-method]");
     if (!button) return;

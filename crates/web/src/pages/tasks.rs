@@ -176,12 +176,12 @@ fn task_list(nodes: &[Node], label: &str, top: bool) -> Markup {
                                 }
                             }
                             @if i > 0 {
-                                (move_button(node, &nodes[i - 1], "↑", "Move up"))
+                                (move_button(nodes, i, i - 1, "↑", "Move up"))
                             } @else {
                                 span.slot {}
                             }
                             @if i + 1 < nodes.len() {
-                                (move_button(node, &nodes[i + 1], "↓", "Move down"))
+                                (move_button(nodes, i, i + 1, "↓", "Move down"))
                             } @else {
                                 span.slot {}
                             }
@@ -196,16 +196,77 @@ fn task_list(nodes: &[Node], label: &str, top: bool) -> Markup {
     }
 }
 
-/// Swapping places with a neighbour: take its position.
-fn move_button(node: &Node, neighbour: &Node, arrow: &str, label: &str) -> Markup {
-    let body = json!({ "position": neighbour.position }).to_string();
+/// Swapping places with a neighbour. Positions are only an order (siblings may
+/// share one), so the button carries every sibling whose position changes when
+/// the list is numbered 0, 1, 2… in its new order; the script sends those moves.
+fn move_button(nodes: &[Node], from: usize, to: usize, arrow: &str, label: &str) -> Markup {
+    let node = &nodes[from];
+    let moves = reorder(nodes, from, to).to_string();
     html! {
         button.quiet type="button"
             data-focus-key={ (label) "-" (node.id) }
-            data-method="PATCH" data-url={ "/api/tasks/" (node.id) }
-            data-body=(body) {
+            data-moves=(moves) {
             span aria-hidden="true" { (arrow) }
             span.sr-only { (label) ": " (node.title) }
         }
+    }
+}
+
+/// `[[id, position], …]` for the siblings whose position differs from their index
+/// once `from` and `to` swap places.
+fn reorder(nodes: &[Node], from: usize, to: usize) -> serde_json::Value {
+    let mut order: Vec<&Node> = nodes.iter().collect();
+    order.swap(from, to);
+    let moves: Vec<serde_json::Value> = order
+        .iter()
+        .enumerate()
+        .filter(|(index, n)| n.position != *index as i64)
+        .map(|(index, n)| json!([n.id, index]))
+        .collect();
+    serde_json::Value::Array(moves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(position: i64) -> Node {
+        Node {
+            id: Uuid::now_v7(),
+            title: "t".into(),
+            done: false,
+            position,
+            created_at: Utc::now(),
+            done_at: None,
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn moving_renumbers_only_what_changes() {
+        let nodes = vec![node(0), node(1), node(2)];
+        let moves = reorder(&nodes, 2, 1);
+        assert_eq!(
+            moves,
+            json!([[nodes[2].id, 1], [nodes[1].id, 2]]),
+            "the two swap"
+        );
+        // Siblings that share a position get distinct ones.
+        let tied = vec![node(0), node(0), node(0)];
+        let moves = reorder(&tied, 1, 0);
+        assert_eq!(moves, json!([[tied[0].id, 1], [tied[2].id, 2]]));
+    }
+
+    #[test]
+    fn the_next_step_is_the_first_open_leaf() {
+        let mut first = node(0);
+        let mut step = node(0);
+        step.title = "step".into();
+        let mut done_step = node(0);
+        done_step.done = true;
+        first.children = vec![done_step, step];
+        let tree = vec![first, node(1)];
+        assert_eq!(next_step(&tree).map(|n| n.title.as_str()), Some("step"));
+        assert!(next_step(&[]).is_none());
     }
 }
