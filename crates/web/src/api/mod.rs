@@ -6,53 +6,193 @@
 //! user's rows. Another user's id answers `404`, exactly like an id that never
 //! existed.
 //!
+//! Routes are added in one list through [`openapi::DocumentedRouter`], which also
+//! makes `GET /api/openapi.json` from it: add a route there, with its [`Doc`].
+//!
 //! - [`auth`]: the caller extractor (bearer token, or session cookie with CSRF).
+//! - [`me`]: `GET /api/me`.
 //! - [`account`]: "My data": the export and deleting the account.
 //! - [`second_factor`]: turning the TOTP second factor on and off.
-//! - [`me`]: `GET /api/me`.
 //! - [`conversation`]: the timeline, one message, and sending a message from the web.
 //! - [`tasks`], [`reminders`], [`memories`], [`plan`]: the planning and memory read
 //!   models, read-only.
+//! - [`openapi`]: the documented router and the OpenAPI 3.1 document.
 
 mod account;
 mod auth;
 mod conversation;
 mod me;
 mod memories;
+pub(crate) mod openapi;
 mod plan;
 mod reminders;
 mod second_factor;
 mod tasks;
 
-use axum::routing::get;
+use std::sync::{Arc, OnceLock};
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::Router;
 
 use crate::error::ApiError;
 use crate::AppState;
+use openapi::{object, schema, Doc, DocumentedRouter, Verb};
+
+/// Every `/api` route, documented.
+pub(crate) fn documented() -> DocumentedRouter {
+    const PAGE: &[(&str, &str)] = &[
+        ("limit", "how many, at most (1 to 500)"),
+        ("after", "the `next` cursor of the previous page"),
+    ];
+    DocumentedRouter::new()
+        .route(
+            Verb::Get,
+            "/me",
+            me::show,
+            Doc::json("The caller's profile", schema::<me::Me>),
+        )
+        .route(
+            Verb::Delete,
+            "/me",
+            account::delete,
+            Doc::json(
+                "Delete the account: read models purged, data key destroyed",
+                schema::<account::Deleted>,
+            )
+            .with_request(schema::<account::Confirm>),
+        )
+        .route(
+            Verb::Get,
+            "/export",
+            account::export,
+            Doc::json("Everything of the caller's, as one JSON document", object),
+        )
+        .route(
+            Verb::Get,
+            "/me/totp",
+            second_factor::status,
+            Doc::json("Whether the second factor is on", object),
+        )
+        .route(
+            Verb::Post,
+            "/me/totp",
+            second_factor::begin,
+            Doc::json(
+                "Start setting up the second factor: a secret to scan",
+                object,
+            ),
+        )
+        .route(
+            Verb::Delete,
+            "/me/totp",
+            second_factor::disable,
+            Doc::json("Turn the second factor off (needs a code)", object)
+                .with_request(schema::<second_factor::CodeBody>),
+        )
+        .route(
+            Verb::Post,
+            "/me/totp/confirm",
+            second_factor::confirm,
+            Doc::json(
+                "Confirm the setup with a code; returns the recovery codes once",
+                object,
+            )
+            .with_request(schema::<second_factor::CodeBody>),
+        )
+        .route(
+            Verb::Get,
+            "/conversation",
+            conversation::timeline,
+            Doc::json(
+                "The conversation over SMS and the web, newest last",
+                schema::<conversation::Timeline>,
+            )
+            .with_query(&[
+                ("before", "only messages before this RFC 3339 time"),
+                ("limit", "how many, at most (1 to 200)"),
+            ]),
+        )
+        .route(
+            Verb::Post,
+            "/messages",
+            conversation::send,
+            Doc::json(
+                "Send a message from the web: the same turn as an SMS",
+                schema::<conversation::Accepted>,
+            )
+            .with_request(schema::<conversation::NewMessage>)
+            .with_status(202),
+        )
+        .route(
+            Verb::Get,
+            "/messages/{id}",
+            conversation::show,
+            Doc::json(
+                "One message of the caller's",
+                schema::<conversation::MessageJson>,
+            ),
+        )
+        .route(
+            Verb::Get,
+            "/tasks",
+            tasks::list,
+            Doc::json("The caller's tasks, oldest first", object).with_query(&[
+                ("status", "open, done, deferred or dropped"),
+                ("limit", "how many, at most (1 to 500)"),
+                ("after", "the `next` cursor of the previous page"),
+            ]),
+        )
+        .route(
+            Verb::Get,
+            "/tasks/{id}",
+            tasks::show,
+            Doc::json("One task", object),
+        )
+        .route(
+            Verb::Get,
+            "/reminders",
+            reminders::list,
+            Doc::json("The caller's reminders", object).with_query(PAGE),
+        )
+        .route(
+            Verb::Get,
+            "/memories",
+            memories::list,
+            Doc::json("The caller's memories; `q` searches them", object).with_query(&[
+                ("q", "search words"),
+                ("limit", "how many, at most"),
+                ("after", "the `next` cursor of the previous page"),
+            ]),
+        )
+        .route(
+            Verb::Get,
+            "/plan",
+            plan::show,
+            Doc::json("The time-boxes of a day", object).with_query(&[(
+                "date",
+                "the day, YYYY-MM-DD (default: today, in the caller's timezone)",
+            )]),
+        )
+}
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me::show).delete(account::delete))
-        .route("/export", get(account::export))
-        .route(
-            "/me/totp",
-            get(second_factor::status)
-                .post(second_factor::begin)
-                .delete(second_factor::disable),
-        )
-        .route(
-            "/me/totp/confirm",
-            axum::routing::post(second_factor::confirm),
-        )
-        .route("/conversation", get(conversation::timeline))
-        .route("/messages", axum::routing::post(conversation::send))
-        .route("/messages/{id}", get(conversation::show))
-        .route("/tasks", get(tasks::list))
-        .route("/tasks/{id}", get(tasks::show))
-        .route("/reminders", get(reminders::list))
-        .route("/memories", get(memories::list))
-        .route("/plan", get(plan::show))
-        .fallback(not_found)
+    let document: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let served = document.clone();
+    let api = documented().route(
+        Verb::Get,
+        "/openapi.json",
+        move || {
+            let body = served.get().cloned().unwrap_or_default();
+            async move { ([(CONTENT_TYPE, "application/json")], body).into_response() }
+        },
+        Doc {
+            public: true,
+            ..Doc::json("This document: OpenAPI 3.1 of the JSON API", object)
+        },
+    );
+    let _ = document.set(openapi::document(api.operations()).to_string());
+    api.into_router().fallback(not_found)
 }
 
 /// Unknown API paths answer in the API's error shape, not axum's plain text.
