@@ -212,6 +212,24 @@ async fn code_requests_are_rate_limited_per_number_and_per_address() {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
 
+    // Sweeping keeps live windows (they still limit) and drops long-gone ones.
+    sidekick_store::signin::sweep(app.pool(), std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(app.request_code(ALICE).await.status(), 429);
+    sqlx::query("INSERT INTO auth_rate_limits VALUES ('old', now() - interval '2 hours', 9)")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sidekick_store::signin::sweep(app.pool(), std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let old: i64 = sqlx::query_scalar("SELECT count(*) FROM auth_rate_limits WHERE bucket = 'old'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(old, 0);
+
     // The window passing lifts the limits.
     sqlx::query("UPDATE auth_rate_limits SET window_start = window_start - interval '16 minutes'")
         .execute(app.pool())
