@@ -64,6 +64,12 @@ pub(crate) fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 
+/// Text, e.g. an event stream.
+#[allow(dead_code)] // for GET /api/events, the live-updates stream
+pub(crate) fn string(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({ "type": "string" })
+}
+
 /// A JSON object whose fields are not described (yet) by a derived schema.
 pub(crate) fn object(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({ "type": "object" })
@@ -81,6 +87,8 @@ pub(crate) struct Doc {
     pub query: &'static [(&'static str, &'static str)],
     /// Answers without a caller (the document itself); everything else needs one.
     pub public: bool,
+    /// The success body's media type (`application/json`, or `text/event-stream`).
+    pub content_type: &'static str,
 }
 
 impl Doc {
@@ -93,6 +101,16 @@ impl Doc {
             request: None,
             query: &[],
             public: false,
+            content_type: "application/json",
+        }
+    }
+
+    /// A Server-Sent Events stream (`text/event-stream`), for a signed-in caller.
+    #[allow(dead_code)] // for GET /api/events, the live-updates stream
+    pub(crate) const fn event_stream(summary: &'static str) -> Self {
+        Self {
+            content_type: "text/event-stream",
+            ..Self::json(summary, string)
         }
     }
 
@@ -236,7 +254,12 @@ fn operation(
     }));
     let mut success = json!({ "description": status_text(op.doc.status) });
     if let Some(response) = op.doc.response {
-        success["content"] = json!({"application/json": {"schema": response(responses_gen)}});
+        let mut content = Map::new();
+        content.insert(
+            op.doc.content_type.to_string(),
+            json!({ "schema": response(responses_gen) }),
+        );
+        success["content"] = Value::Object(content);
     }
     let mut responses = Map::new();
     responses.insert(op.doc.status.to_string(), success);
@@ -337,5 +360,42 @@ mod tests {
             doc: Doc::json("x", object),
         };
         assert_eq!(operation_id(&op), "get_messages_id");
+    }
+
+    /// The single list is only single if nobody adds `/api` routes beside it: the
+    /// API module builds its routes through `DocumentedRouter` alone, and the app
+    /// mounts nothing else under `/api`.
+    #[test]
+    fn api_routes_are_only_added_through_the_documented_router() {
+        let api = include_str!("mod.rs");
+        for forbidden in [".route(\"", ".merge(", ".nest("] {
+            assert!(
+                !api.contains(forbidden),
+                "api/mod.rs uses {forbidden}: add routes with DocumentedRouter::route"
+            );
+        }
+        assert_eq!(
+            api.matches("Router::new()").count(),
+            api.matches("DocumentedRouter::new()").count(),
+            "api/mod.rs builds a plain axum Router"
+        );
+        let app = include_str!("../lib.rs");
+        assert_eq!(
+            app.matches("\"/api\"").count(),
+            1,
+            "one mount point for /api"
+        );
+        assert!(app.contains(".nest(\"/api\", api::routes())"));
+        let stream = Operation {
+            verb: Verb::Get,
+            path: "/events",
+            doc: Doc::event_stream("live"),
+        };
+        let doc = document(&[stream]);
+        assert!(
+            doc["paths"]["/api/events"]["get"]["responses"]["200"]["content"]
+                .get("text/event-stream")
+                .is_some()
+        );
     }
 }
