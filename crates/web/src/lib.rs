@@ -111,7 +111,6 @@ pub fn router(state: AppState) -> Router {
         .merge(twilio::routes())
         .merge(ops::routes())
         .merge(auth::routes())
-        .route("/api/events", axum::routing::get(sse::events))
         .nest("/api", api::routes())
         .merge(pages::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
