@@ -23,6 +23,22 @@ async fn ask(app: &App, twilio: &FakeTwilio, from: &str, body: &str) -> String {
     next_to(twilio, from, before).await.body
 }
 
+/// Waits until the read model (projected a moment after the reply) shows `want`.
+async fn table_becomes(app: &App, sql: &str, want: serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = table(app, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: {got} never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn table(app: &App, sql: &str) -> serde_json::Value {
     let wrapped = format!("SELECT coalesce(json_agg(t), '[]'::json) FROM ({sql}) t");
     let json: sqlx::types::Json<serde_json::Value> = sqlx::query_scalar(&wrapped)
@@ -65,6 +81,20 @@ async fn tasks_steps_reminders_and_memories_by_text() {
         steps.starts_with("clean the garage, smaller: 1 "),
         "{steps}"
     );
+    // "done" right after a breakdown is its first, tiny step.
+    let first_step = sidekick_domain::breakdown::break_down("clean the garage").steps[0]
+        .text
+        .clone();
+    assert!(steps.contains(&first_step), "{steps}");
+    let done = ask(&app, &twilio, GINA, "done").await;
+    assert!(done.starts_with(&format!("Done: {first_step}")), "{done}");
+    let gina = app.user(GINA).await;
+    table_becomes(
+        &app,
+        &format!("SELECT count(*) AS n FROM planning_tasks WHERE user_id = '{gina}' AND parent_id IS NOT NULL AND status = 'done'"),
+        serde_json::json!([{"n": 1}]),
+    )
+    .await;
     let done = ask(&app, &twilio, GINA, "done 1").await;
     assert!(done.starts_with("Done: call the dentist"), "{done}");
     let undone = ask(&app, &twilio, GINA, "undo").await;
@@ -72,8 +102,19 @@ async fn tasks_steps_reminders_and_memories_by_text() {
     let done = ask(&app, &twilio, GINA, "finished the dentist thing").await;
     assert!(done.contains("call the dentist"), "{done}");
 
+    // "What's next" offers one step; "done" then means that one.
     let next = ask(&app, &twilio, GINA, "what's next").await;
     assert!(next.starts_with("Next: "), "{next}");
+    let shown = next["Next: ".len()..]
+        .split(". Reply")
+        .next()
+        .unwrap()
+        .to_string();
+    let done = ask(&app, &twilio, GINA, "done").await;
+    assert!(
+        done.starts_with(&format!("Done: {shown}")),
+        "{done} after {next}"
+    );
     let reminder = ask(&app, &twilio, GINA, "remind me tomorrow at 9 to call mom").await;
     assert!(
         reminder.contains("call mom") && reminder.contains("tomorrow at 09:00"),
@@ -249,16 +290,13 @@ async fn ambiguous_targets_get_one_numbered_question_and_health_facts_wait_for_y
     let late_yes = ask(&app, &twilio, IVY, "yes").await;
     assert!(!late_yes.starts_with("Saved"), "{late_yes}");
     let ivy = app.user(IVY).await;
-    let memories = table(
+    // The therapist was never saved.
+    table_becomes(
         &app,
         &format!("SELECT category FROM memory_items WHERE user_id = '{ivy}' AND NOT forgotten AND superseded_by IS NULL ORDER BY created_at"),
+        serde_json::json!([{"category": "code"}, {"category": "health"}]),
     )
     .await;
-    assert_eq!(
-        memories,
-        serde_json::json!([{"category": "code"}, {"category": "health"}]),
-        "the therapist was never saved"
-    );
     app.stop().await;
 }
 
@@ -298,6 +336,11 @@ async fn a_reminder_a_minute_ahead_arrives_and_quiet_hours_hold_what_was_not_ask
         .trim()
         .to_string();
 
+    // "From HH:MM to 23:59" needs a minute left in the day: just before midnight,
+    // let the day turn first.
+    while Utc::now().time() >= chrono::NaiveTime::from_hms_opt(23, 57, 0).unwrap() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     // Quiet hours from this hour for two hours: now is inside them.
     let now = Utc::now();
     let (start, end) = (now.hour(), (now.hour() + 2) % 24);

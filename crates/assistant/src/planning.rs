@@ -145,7 +145,7 @@ impl Desk<'_> {
         let listed = self.listed_tasks().await?;
         let pick = |n: u32| listed.get((n as usize).wrapping_sub(1)).cloned();
         Ok(match target {
-            Target::Current => self.next_task(&listed).await?.into_iter().collect(),
+            Target::Current => self.current_task(&listed).await?.into_iter().collect(),
             Target::Number(n) => pick(*n).into_iter().collect(),
             Target::Numbers(ns) => ns.iter().filter_map(|n| pick(*n)).collect(),
             Target::All => listed,
@@ -153,15 +153,51 @@ impl Desk<'_> {
         })
     }
 
-    /// The single next step: what the planner ranks first, among listed tasks.
+    /// What "done" or "it" means: the task just shown ("Next: …", a breakdown's
+    /// first step) when this message follows it, else the next step.
+    async fn current_task(&self, listed: &[Listed]) -> Result<Option<Listed>> {
+        if let Some(OpenQuestion {
+            question: Question::Current { task_id },
+            ..
+        }) = self.open_question().await?
+        {
+            if let Some(shown) = self.open_task(listed, TaskId(task_id)).await? {
+                return Ok(Some(shown));
+            }
+        }
+        self.next_task(listed).await
+    }
+
+    /// The single next step: what the planner ranks first — a step of a broken-down
+    /// task rather than the task itself — else the first listed task.
     async fn next_task(&self, listed: &[Listed]) -> Result<Option<Listed>> {
         let planner = self.store.planner(self.user).await?;
         let ranked = planner.next_tasks(self.now, self.tz(), 1);
-        Ok(ranked
-            .first()
-            .and_then(|id| listed.iter().find(|t| t.id == *id))
-            .or_else(|| listed.first())
-            .cloned())
+        if let Some(id) = ranked.first() {
+            if let Some(next) = self.open_task(listed, *id).await? {
+                return Ok(Some(next));
+            }
+        }
+        Ok(listed.first().cloned())
+    }
+
+    /// An open task or step by id, with its title: from `listed`, or (a step) from
+    /// the read model.
+    async fn open_task(&self, listed: &[Listed], id: TaskId) -> Result<Option<Listed>> {
+        if let Some(t) = listed.iter().find(|t| t.id == id) {
+            return Ok(Some(t.clone()));
+        }
+        let planner = self.store.planner(self.user).await?;
+        if planner.task(id).is_none_or(|t| t.is_closed()) {
+            return Ok(None);
+        }
+        Ok(rm::task(self.store.pool(), self.user, id)
+            .await?
+            .map(|row| Listed {
+                id,
+                title: open(self.key, &row.title_sealed),
+                defer_count: row.defer_count,
+            }))
     }
 
     /// Carries out `intent`; `None` when this desk has nothing to say about it (the
@@ -208,7 +244,10 @@ impl Desk<'_> {
                         "{} keeps sliding. Big ones do. Want a 5-minute version? Reply: break down {}",
                         t.title, t.title
                     ),
-                    Some(t) => format!("Next: {}. Reply 'done' when it's done, or 'break down' for smaller steps.", t.title),
+                    Some(t) => {
+                        self.ask(Question::Current { task_id: t.id.0 }).await?;
+                        format!("Next: {}. Reply 'done' when it's done, or 'break down' for smaller steps.", t.title)
+                    }
                     None => "Nothing on your list. Enjoy it, or text 'todo ...' to add one thing.".to_string(),
                 }
             }
@@ -442,16 +481,17 @@ impl Desk<'_> {
         let Question::Choose { action, options } = &open.question else {
             return Ok(None);
         };
+        let (action, options) = (*action, options.clone());
         let Some(id) = options.get((n as usize).wrapping_sub(1)) else {
             // Keep the question open for the next try.
-            self.ask(open.question.clone()).await?;
+            self.ask(open.question).await?;
             return Ok(Some(format!(
                 "There are {} to pick from. {}",
                 options.len(),
                 reply_with(options.len())
             )));
         };
-        self.act(*action, *id).await.map(Some)
+        self.act(action, *id).await.map(Some)
     }
 
     /// YES (or no) to a yes/no question. `None` when none is open.
@@ -476,11 +516,10 @@ impl Desk<'_> {
                 "Saved. You can see or delete it on the dashboard anytime.".to_string()
             }
             (Question::ConfirmMemory { .. }, false) => "OK, not saved.".to_string(),
-            (Question::Choose { action, options }, true) if options.len() == 1 => {
-                self.act(*action, options[0]).await?
-            }
             (Question::Choose { options, .. }, true) => reply_with(options.len()),
             (Question::Choose { .. }, false) => "OK, nothing changed.".to_string(),
+            // "Next: …" asked nothing: a yes to it is small talk.
+            (Question::Current { .. }, _) => return Ok(None),
         }))
     }
 
@@ -624,8 +663,13 @@ impl Desk<'_> {
                 estimate_minutes: Some(s.minutes),
             })
             .collect();
+        let first = steps.first().map(|s| s.task_id);
         self.planner(PlannerCommand::AddSteps { parent, steps, at })
             .await?;
+        // "done" next means the first step.
+        if let Some(first) = first {
+            self.ask(Question::Current { task_id: first.0 }).await?;
+        }
         let shown: Vec<String> = plan
             .steps
             .iter()
@@ -633,7 +677,7 @@ impl Desk<'_> {
             .map(|s| format!("{} ({}m)", s.text, s.minutes))
             .collect();
         Ok(format!(
-            "{title}, smaller: {}. Start with 1?",
+            "{title}, smaller: {}. Start with 1, then reply 'done'.",
             numbered(&shown)
         ))
     }

@@ -164,6 +164,9 @@ pub enum Question {
         action: ChoiceAction,
         options: Vec<Uuid>,
     },
+    /// "Next: call the dentist", or the first step of a breakdown: the task "done",
+    /// "it" or "make it smaller" means in the next message.
+    Current { task_id: Uuid },
     /// "That sounds like health info. Save it? Reply YES": the fact waits here,
     /// sealed, until the person says yes (ADHD.md: confirm before storing health or
     /// very personal details). Anything else drops it.

@@ -193,7 +193,8 @@ pub enum PlannerCommand {
         due: Option<Moment>,
         at: DateTime<Utc>,
     },
-    /// Moves a task under another (or to the top level) at a position.
+    /// Moves a task under another (or to the top level) to place `position`
+    /// (0 first) among its new siblings; they are renumbered around it.
     MoveTask {
         task_id: TaskId,
         parent: Option<TaskId>,
@@ -1001,22 +1002,49 @@ impl Planner {
         position: i64,
         at: DateTime<Utc>,
     ) -> Result<Vec<PlannerEvent>, PlannerError> {
-        let task = self.task_or_err(task_id)?;
+        self.task_or_err(task_id)?;
         if let Some(new_parent) = parent {
             self.task_or_err(new_parent)?;
             if self.ancestors_and_self(new_parent).contains(&task_id) {
                 return Err(PlannerError::WouldCycle(task_id));
             }
         }
-        if task.parent == parent && task.position == position {
-            return Ok(vec![]);
+        // The new order of the siblings: the moved task at index `position`, the
+        // others keeping their order around it, renumbered 0, 1, 2… so no two
+        // share a place. Only the tasks whose place changes get an event.
+        let mut siblings: Vec<(i64, DateTime<Utc>, TaskId)> = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| t.parent == parent && **id != task_id)
+            .map(|(id, t)| (t.position, t.added_at, *id))
+            .collect();
+        siblings.sort();
+        let mut order: Vec<TaskId> = siblings.into_iter().map(|(_, _, id)| id).collect();
+        let index = usize::try_from(position.max(0))
+            .unwrap_or(usize::MAX)
+            .min(order.len());
+        order.insert(index, task_id);
+        let mut events = Vec::new();
+        for (place, id) in order.into_iter().enumerate() {
+            let place = place as i64;
+            let moved = self
+                .tasks
+                .get(&id)
+                .is_none_or(|t| t.position != place || (id == task_id && t.parent != parent));
+            if moved {
+                events.push(PlannerEvent::TaskMoved {
+                    task_id: id,
+                    parent,
+                    position: place,
+                    at,
+                });
+            }
         }
-        Ok(vec![PlannerEvent::TaskMoved {
-            task_id,
-            parent,
-            position,
-            at,
-        }])
+        // The moved task's own event first: the others follow from it.
+        events.sort_by_key(
+            |e| !matches!(e, PlannerEvent::TaskMoved { task_id: id, .. } if *id == task_id),
+        );
+        Ok(events)
     }
 
     /// `task` and every task above it. Bounded by the number of tasks, so a
@@ -1948,6 +1976,53 @@ mod tests {
                 added_with(id(3), Some(id(1)), 1, Some(2), now, &step),
                 added_with(id(4), Some(id(1)), 2, Some(15), now, &step),
             ]);
+    }
+
+    #[tokio::test]
+    async fn moving_a_task_renumbers_its_siblings_so_none_share_a_place() {
+        let now = t(NOW);
+        let given = vec![
+            added(id(1), None, 0, now),
+            added(id(2), None, 1, now),
+            added(id(3), None, 2, now),
+        ];
+        let moved = |n: u128, position: i64| PlannerEvent::TaskMoved {
+            task_id: id(n),
+            parent: None,
+            position,
+            at: now,
+        };
+        PlannerTest::with(())
+            .given(given.clone())
+            .when_async(PlannerCommand::MoveTask {
+                task_id: id(3),
+                parent: None,
+                position: 0,
+                at: now,
+            })
+            .await
+            .then_expect_events(vec![moved(3, 0), moved(1, 1), moved(2, 2)]);
+        // Past the end is the end; where it already is changes nothing.
+        PlannerTest::with(())
+            .given(given.clone())
+            .when_async(PlannerCommand::MoveTask {
+                task_id: id(1),
+                parent: None,
+                position: 99,
+                at: now,
+            })
+            .await
+            .then_expect_events(vec![moved(1, 2), moved(2, 0), moved(3, 1)]);
+        PlannerTest::with(())
+            .given(given)
+            .when_async(PlannerCommand::MoveTask {
+                task_id: id(2),
+                parent: None,
+                position: 1,
+                at: now,
+            })
+            .await
+            .then_expect_events(vec![]);
     }
 
     #[tokio::test]

@@ -513,6 +513,9 @@ async fn tasks_are_added_changed_completed_and_broken_down_through_the_api() {
     let shown = get_json(&app, &format!("/api/tasks/{milk_id}"), &token).await;
     assert_eq!(shown["title"], "buy oat milk");
     assert_eq!(shown["position"], 0);
+    // Its sibling made room: no two share a place.
+    let moved_over = get_json(&app, &format!("/api/tasks/{garage_id}"), &token).await;
+    assert_eq!(moved_over["position"], 1);
 
     // Status: deferred, open again, dropped, done.
     for (status, expected) in [
