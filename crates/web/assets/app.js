@@ -37,7 +37,12 @@
     refreshing = true;
     fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (r) {
-        if (r.redirected || !r.ok) throw new Error("page answered " + r.status);
+        // Signed out meanwhile (session ended elsewhere): go where the server sent us.
+        if (r.redirected && new URL(r.url).pathname.indexOf("/signin") === 0) {
+          window.location.assign(r.url);
+          throw new Error("signed out");
+        }
+        if (!r.ok) throw new Error("page answered " + r.status);
         return r.text();
       })
       .then(function (html) {
