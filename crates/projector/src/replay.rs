@@ -103,6 +103,16 @@ pub async fn rebuild(
     for p in projections {
         reset(pool, *p, user).await?;
     }
+    // Deleted accounts stay empty: their events remain in the log, unreadable, and
+    // must not come back as rows.
+    let deleted = sidekick_store::erasure::deleted_users(pool).await?;
+    let live = |events: &[EventEnvelope]| -> Vec<EventEnvelope> {
+        events
+            .iter()
+            .filter(|e| !deleted.contains(&e.user_id))
+            .cloned()
+            .collect()
+    };
     let mut done = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     match user {
@@ -110,7 +120,7 @@ pub async fn rebuild(
             let all = events::for_user(pool, user, None).await?;
             let total = all.len() as u64;
             for chunk in all.chunks(BATCH) {
-                apply_batch(pool, projections, chunk).await?;
+                apply_batch(pool, projections, &live(chunk)).await?;
                 done += chunk.len() as u64;
                 progress(done, total);
             }
@@ -122,14 +132,14 @@ pub async fn rebuild(
             while let Some(e) = stream.next().await {
                 batch.push(e?);
                 if batch.len() == BATCH {
-                    apply_batch(pool, projections, &batch).await?;
+                    apply_batch(pool, projections, &live(&batch)).await?;
                     done += batch.len() as u64;
                     progress(done, total);
                     batch.clear();
                 }
             }
             if !batch.is_empty() {
-                apply_batch(pool, projections, &batch).await?;
+                apply_batch(pool, projections, &live(&batch)).await?;
                 done += batch.len() as u64;
             }
             progress(done, total.max(done));

@@ -148,7 +148,7 @@ mod tests {
         let router = Router::new()
             .route(
                 "/probe",
-                get(|viewer: SignedIn| async move { viewer.csrf_token }).post(
+                get(|viewer: SignedIn| async move { viewer.csrf_field() }).post(
                     |posted: CsrfForm<Probe>| async move {
                         format!("{}:{}", posted.viewer.user, posted.form.title)
                     },
@@ -223,7 +223,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(page.status(), StatusCode::OK);
-        assert_eq!(text(page).await, session.csrf_token);
+        assert_eq!(
+            text(page).await,
+            format!(
+                r#"<input type="hidden" name="_csrf" value="{}">"#,
+                session.csrf_token
+            )
+        );
 
         let good = format!("title=Laundry&_csrf={}", session.csrf_token);
         let posted = app
