@@ -16,6 +16,7 @@ CREATE TABLE signin_codes (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX signin_codes_user ON signin_codes (user_id);
+CREATE INDEX signin_codes_expiry ON signin_codes (expires_at);
 
 -- Fixed-window request counters (per number, per client address), shared by every
 -- web process of a deployment. Buckets are fingerprints, never plaintext.
@@ -24,6 +25,7 @@ CREATE TABLE auth_rate_limits (
     window_start timestamptz NOT NULL,
     hits         int         NOT NULL
 );
+CREATE INDEX auth_rate_limits_window ON auth_rate_limits (window_start);
 
 -- Browser sessions. Only a SHA-256 of the cookie's token is kept. The CSRF token is
 -- the synchronizer token of this session (useless without the cookie). A session

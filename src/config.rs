@@ -349,4 +349,34 @@ mod tests {
         };
         assert!(!format!("{c:?}").contains("tok123"));
     }
+
+    #[test]
+    fn sign_in_settings_come_from_the_configuration() {
+        let c = Config {
+            sidekick_public_url: "https://sidekick.example/".into(),
+            sidekick_session_idle_minutes: 90,
+            sidekick_session_max_days: 2,
+            sidekick_signin_codes_per_phone: 5,
+            sidekick_trust_forwarded_for: true,
+            ..Config::default()
+        };
+        let auth = c.auth_settings();
+        assert!(auth.secure_cookies);
+        assert_eq!(auth.sessions.idle.as_secs(), 90 * 60);
+        assert_eq!(auth.sessions.absolute.as_secs(), 2 * 24 * 3600);
+        assert_eq!(auth.codes_per_phone.limit, 5);
+        assert_eq!(auth.codes_per_address.limit, 20);
+        assert!(auth.trust_forwarded_for);
+        assert!(!Config::default().auth_settings().secure_cookies);
+
+        let from_env: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Serialized::defaults(std::collections::BTreeMap::from([
+                ("sidekick_trust_forwarded_for", "yes"),
+                ("sidekick_session_max_days", "7"),
+            ])))
+            .extract()
+            .unwrap();
+        assert!(from_env.sidekick_trust_forwarded_for);
+        assert_eq!(from_env.sidekick_session_max_days, 7);
+    }
 }

@@ -6,7 +6,7 @@
 //! with the projector role stopped, or accept that live events arriving meanwhile are
 //! applied by whichever comes first (checkpoints make the other a no-op).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use sidekick_domain::{EventEnvelope, UserId};
@@ -84,7 +84,11 @@ async fn apply_batch(
     pool: &PgPool,
     projections: &[&dyn Projection],
     mut batch: Vec<EventEnvelope>,
+    deleted: &HashSet<UserId>,
 ) -> Result<()> {
+    // Deleted accounts stay empty: their events remain in the log, unreadable, and
+    // must not come back as rows.
+    batch.retain(|e| !deleted.contains(&e.user_id));
     batch.sort_by_key(|e| e.user_id.as_uuid()); // stable: per-user order is kept
     let mut tx = pool.begin().await?;
     for user_events in batch.chunk_by(|a, b| a.user_id == b.user_id) {
@@ -152,13 +156,15 @@ pub async fn rebuild(
     for p in projections {
         reset(pool, *p, user).await?;
     }
+    let deleted = sidekick_store::erasure::deleted_users(pool).await?;
+    let deleted = &deleted;
     match user {
         Some(user) => {
             let all = events::for_user(pool, user, None).await?;
             let total = all.len() as u64;
             let mut done = 0u64;
             for chunk in all.chunks(BATCH) {
-                apply_batch(pool, projections, chunk.to_vec()).await?;
+                apply_batch(pool, projections, chunk.to_vec(), deleted).await?;
                 done += chunk.len() as u64;
                 progress(done, total);
             }
@@ -177,7 +183,7 @@ pub async fn rebuild(
                 lanes.push(async move {
                     while let Some(batch) = rx.recv().await {
                         let n = batch.len() as u64;
-                        apply_batch(pool, projections, batch).await?;
+                        apply_batch(pool, projections, batch, deleted).await?;
                         let _ = applied_tx.send(n);
                     }
                     Ok::<(), StoreError>(())

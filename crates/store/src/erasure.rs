@@ -125,3 +125,16 @@ pub(crate) async fn erase(pool: &PgPool, user: UserId) -> Result<Erased> {
     tx.commit().await?;
     Ok(erased)
 }
+
+/// Every user whose account was deleted (an `AccountDeleted` event in the log).
+/// Rebuilding read models skips their events: the live read models hold nothing of
+/// theirs, and a replay must agree.
+pub async fn deleted_users(pool: &PgPool) -> Result<std::collections::HashSet<UserId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT aggregate_id FROM events
+          WHERE aggregate_type = 'account' AND event_type = 'AccountDeleted'",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.iter().filter_map(|id| UserId::parse(id).ok()).collect())
+}

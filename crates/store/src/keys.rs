@@ -1,24 +1,39 @@
 //! Per-user data keys: generated at sign-up, stored wrapped by the master key, cached
 //! unwrapped in memory. Deleting a user's row destroys their key (crypto-shredding).
+//!
+//! The cache holds a key for [`CACHE_TTL`] at most: when an account is deleted in
+//! one process, every other process of the deployment stops opening that user's
+//! data within that time, without any message between them.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use sidekick_domain::{DataKey, MasterKey, UserId};
 use sqlx::PgPool;
 
 use crate::error::{Result, StoreError};
 
+/// How long an unwrapped key is trusted without looking at `user_keys` again.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
 pub struct KeyRing {
     master: MasterKey,
+    ttl: Duration,
     // A std lock: held only for a map lookup or insert, never across an await.
-    cache: RwLock<HashMap<UserId, DataKey>>,
+    cache: RwLock<HashMap<UserId, (DataKey, Instant)>>,
 }
 
 impl KeyRing {
     pub fn new(master: MasterKey) -> Self {
+        Self::with_ttl(master, CACHE_TTL)
+    }
+
+    /// A key ring whose cache forgets keys after `ttl` (tests use zero).
+    pub fn with_ttl(master: MasterKey, ttl: Duration) -> Self {
         Self {
             master,
+            ttl,
             cache: RwLock::new(HashMap::new()),
         }
     }
@@ -28,12 +43,14 @@ impl KeyRing {
     }
 
     fn cached(&self, user: UserId) -> Option<DataKey> {
-        self.cache.read().ok().and_then(|c| c.get(&user).cloned())
+        let cache = self.cache.read().ok()?;
+        let (key, at) = cache.get(&user)?;
+        (at.elapsed() < self.ttl).then(|| key.clone())
     }
 
     fn remember(&self, key: &DataKey) {
         if let Ok(mut c) = self.cache.write() {
-            c.insert(key.user(), key.clone());
+            c.insert(key.user(), (key.clone(), Instant::now()));
         }
     }
 
@@ -68,9 +85,46 @@ impl KeyRing {
                 .bind(user.as_uuid())
                 .fetch_optional(pool)
                 .await?;
-        let wrapped = wrapped.ok_or(StoreError::NoKey(user))?;
+        let Some(wrapped) = wrapped else {
+            self.forget(user);
+            return Err(StoreError::NoKey(user));
+        };
         let key = self.master.unwrap_key(user, &wrapped)?;
         self.remember(&key);
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    /// Another process deleted the key: once the cached copy is older than the TTL,
+    /// this process cannot open the user's data either.
+    #[tokio::test]
+    async fn a_destroyed_key_stops_opening_once_the_cache_expires() {
+        let db = TestDb::new().await;
+        let master = MasterKey::generate();
+        let user = UserId::new();
+        let lasting = KeyRing::new(master.clone());
+        let brief = KeyRing::with_ttl(master, Duration::ZERO);
+        let key = lasting.ensure(&db.pool, user).await.expect("key");
+        let sealed = key.seal("secret");
+        assert!(brief.get(&db.pool, user).await.is_ok());
+        sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .execute(&db.pool)
+            .await
+            .expect("delete");
+        assert!(matches!(
+            brief.get(&db.pool, user).await,
+            Err(StoreError::NoKey(_))
+        ));
+        // Within its TTL the long-lived cache still has it: the window is bounded,
+        // not zero.
+        let cached = lasting.get(&db.pool, user).await.expect("cached");
+        assert_eq!(cached.open(&sealed).expect("open"), "secret");
+        db.cleanup().await;
     }
 }

@@ -257,8 +257,8 @@ impl Store {
     /// shows), then destroys the data key and purges everything outside the log (see
     /// [`erasure::erase`]). Safe to repeat; a half-done deletion finishes on retry.
     ///
-    /// Other processes of the deployment may keep the unwrapped key cached until they
-    /// restart; this process forgets it at once.
+    /// This process forgets the key at once; other processes of the deployment stop
+    /// using their cached copy within [`keys::CACHE_TTL`].
     pub async fn delete_account(&self, user: UserId, meta: CommandMeta) -> Result<erasure::Erased> {
         let command = AccountCommand::DeleteAccount {
             at: chrono::Utc::now(),

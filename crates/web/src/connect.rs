@@ -54,14 +54,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/{service}/callback", get(callback))
 }
 
-/// The `/api` part, nested by `api::routes`.
-pub(crate) fn api_routes() -> Router<AppState> {
-    Router::new().route("/connections", get(list)).route(
-        "/connections/{service}/features",
-        axum::routing::patch(switch_features),
-    )
-}
-
 // ---------------------------------------------------------------------------
 // Starting the flow.
 
@@ -451,7 +443,7 @@ async fn disconnect(
 // The Connections API.
 
 #[derive(Debug, Serialize)]
-struct ConnectionsJson {
+pub(crate) struct ConnectionsJson {
     connections: Vec<ConnectionJson>,
 }
 
@@ -546,7 +538,7 @@ pub(crate) async fn connection_json(
         .collect())
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
 ) -> Result<Json<ConnectionsJson>, ApiError> {
@@ -556,17 +548,17 @@ async fn list(
 }
 
 #[derive(Debug, Deserialize)]
-struct FeatureSwitch {
+pub(crate) struct FeatureSwitch {
     name: String,
     enabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
-struct SwitchFeatures {
+pub(crate) struct SwitchFeatures {
     features: Vec<FeatureSwitch>,
 }
 
-async fn switch_features(
+pub(crate) async fn switch_features(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(service): Path<String>,

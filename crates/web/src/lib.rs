@@ -25,6 +25,8 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `connect`: the OAuth connect flow (`/connect/{service}`, `/c/{code}`,
 //!   `/oauth/{service}/callback`, disconnect) and `/api/connections`.
+//! - `sse`: `GET /api/events`, the caller's read-model changes live, resumable.
+//! - `pages`: the dashboard, server-rendered HTML with a little progressive JavaScript.
 //! - `telemetry`: per-request spans and metrics keyed by the matched route.
 
 pub mod auth;
@@ -33,6 +35,8 @@ pub mod error;
 mod api;
 mod connect;
 mod ops;
+mod pages;
+mod sse;
 mod telemetry;
 mod twilio;
 
@@ -116,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(connect::routes())
         .nest("/api", api::routes())
+        .merge(pages::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(telemetry::record_metrics))
         .layer(telemetry::trace_layer())
@@ -133,6 +138,14 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "http server listening");
     }
+    // Live-update streams never end on their own: tell them when shutdown begins,
+    // so the graceful shutdown does not wait for every open dashboard forever.
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let router = router.layer(axum::Extension(sse::Closing(closed)));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.send(true);
+    };
     // The peer address feeds sign-in's per-address rate limits.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)

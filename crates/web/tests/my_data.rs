@@ -367,6 +367,22 @@ async fn deleting_the_account_shreds_it_and_frees_the_number() {
     for (table, rows) in read_model_rows(&app, alice).await {
         assert_eq!(rows, 0, "{table} came back after a redelivery");
     }
+    // A full rebuild from the log (`sidekick replay --projection all`) agrees.
+    let projections = sidekick_projector::all_with(&app.store);
+    let refs: Vec<&dyn sidekick_projector::Projection> =
+        projections.iter().map(|p| p.as_ref()).collect();
+    sidekick_projector::replay::rebuild(app.pool(), &refs, None, |_, _| {})
+        .await
+        .expect("rebuild");
+    for (table, rows) in read_model_rows(&app, alice).await {
+        assert_eq!(rows, 0, "{table} came back after a rebuild");
+    }
+    let bobs_rows: i64 = read_model_rows(&app, bob)
+        .await
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert!(bobs_rows > 0, "Bob's read models are rebuilt");
     // Bob is untouched.
     let bobs = body_json(app.get("/api/export", Some(&bob_token)).await).await;
     assert!(!bobs["tasks"].as_array().unwrap().is_empty());

@@ -6,6 +6,8 @@ mod common;
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use sidekick_domain::planner::{PlannerCommand, TaskId};
+use sidekick_store::CommandMeta;
 
 const ALICE: &str = "+15551230001";
 const BOB: &str = "+15551230002";
@@ -210,6 +212,24 @@ async fn code_requests_are_rate_limited_per_number_and_per_address() {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
 
+    // Sweeping keeps live windows (they still limit) and drops long-gone ones.
+    sidekick_store::signin::sweep(app.pool(), std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(app.request_code(ALICE).await.status(), 429);
+    sqlx::query("INSERT INTO auth_rate_limits VALUES ('old', now() - interval '2 hours', 9)")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sidekick_store::signin::sweep(app.pool(), std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let old: i64 = sqlx::query_scalar("SELECT count(*) FROM auth_rate_limits WHERE bucket = 'old'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(old, 0);
+
     // The window passing lifts the limits.
     sqlx::query("UPDATE auth_rate_limits SET window_start = window_start - interval '16 minutes'")
         .execute(app.pool())
@@ -392,39 +412,97 @@ async fn with_the_cookie_another_users_ids_are_not_found_on_every_api_route() {
         )
         .await;
     let bobs_message = body_json(posted).await["id"].as_str().unwrap().to_string();
-    app.project(bob).await;
-    let bobs_task = uuid::Uuid::now_v7();
-
+    let key = app.store.data_key(bob).await.unwrap();
+    let bobs_task = TaskId::generate();
+    app.store
+        .execute_planner(
+            bob,
+            PlannerCommand::AddTask {
+                task_id: bobs_task,
+                title: key.seal("bob's secret task"),
+                parent: None,
+                goal: None,
+                position: None,
+                estimate_minutes: None,
+                due: None,
+                at: chrono::Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    let projections = sidekick_projector::all_with(&app.store);
+    for event in app.events(bob).await {
+        for projection in &projections {
+            sidekick_projector::project(app.pool(), projection.as_ref(), &event)
+                .await
+                .unwrap();
+        }
+    }
+    let bobs_task = bobs_task.to_string();
+    // Bob can see his own, so the ids are real.
     for path in [
         format!("/api/messages/{bobs_message}"),
         format!("/api/tasks/{bobs_task}"),
     ] {
-        let response = app
-            .with_cookie(Method::GET, &path, &browser)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{path}");
-        let body = body_text(response).await;
-        assert!(!body.contains("secret"), "{body}");
+        assert_eq!(
+            app.get(&path, Some(&bob_token)).await.status(),
+            200,
+            "{path}"
+        );
     }
-    // Every list answers with Alice's (empty) data, never Bob's.
-    for path in [
-        "/api/conversation",
-        "/api/tasks",
-        "/api/reminders",
-        "/api/memories",
-        "/api/plan",
-    ] {
-        let response = app
-            .with_cookie(Method::GET, path, &browser)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        let body = body_text(response).await;
-        assert!(!body.contains("bob's secret"), "{path}: {body}");
+
+    // Every route of the API document, with Bob's ids where they name his things.
+    let doc = body_json(app.get("/api/openapi.json", None).await).await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let id = if path.starts_with("/api/messages/") {
+                bobs_message.clone()
+            } else if path.starts_with("/api/tasks/") {
+                bobs_task.clone()
+            } else {
+                uuid::Uuid::now_v7().to_string()
+            };
+            let concrete = path.replace("{id}", &id);
+            let method: Method = method.to_uppercase().parse().unwrap();
+            if method == Method::DELETE && concrete == "/api/me" {
+                continue; // Alice's own account: covered by the My data tests.
+            }
+            let response = app
+                .with_cookie(method.clone(), &concrete, &browser)
+                .header("x-csrf-token", &browser.csrf)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            // A live stream never ends: it only ever carries the caller's own
+            // changes (tests/events.rs); here it must just open, as Alice's.
+            if item[method.as_str().to_lowercase()]["responses"]["200"]["content"]
+                .get("text/event-stream")
+                .is_some()
+            {
+                assert_eq!(status, 200, "{method} {concrete}");
+                checked += 1;
+                continue;
+            }
+            let body = body_text(response).await;
+            assert!(
+                !body.contains("bob's secret"),
+                "{method} {concrete}: {body}"
+            );
+            if path.contains("{id}") && method == Method::GET {
+                assert_eq!(status, 404, "{method} {concrete}");
+            } else if path.contains("{id}") {
+                assert!(status.is_client_error(), "{method} {concrete}: {status}");
+            } else {
+                assert!(!status.is_server_error(), "{method} {concrete}: {status}");
+            }
+            checked += 1;
+        }
     }
+    assert!(checked >= 15, "{checked} operations");
     app.cleanup().await;
 }
 

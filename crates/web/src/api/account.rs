@@ -8,7 +8,8 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sidekick_domain::{DataKey, SealedText, UserId};
 use sidekick_store::{erasure, CommandMeta, StoreError};
@@ -135,9 +136,17 @@ fn open_value(key: &DataKey, value: Value) -> Value {
 /// The confirmation `DELETE /api/me` needs.
 pub(crate) const CONFIRMATION: &str = "DELETE";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct Confirm {
+    /// Must be `DELETE`.
     confirm: String,
+}
+
+/// The account is gone.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Deleted {
+    deleted: bool,
+    message: String,
 }
 
 /// `DELETE /api/me {"confirm":"DELETE"}`: deletes the account. Read models are purged,
@@ -161,10 +170,10 @@ pub(crate) async fn delete(
         key_destroyed = erased.key_destroyed,
         "account deleted"
     );
-    let mut response = Json(json!({
-        "deleted": true,
-        "message": "Your account and everything in it are deleted.",
-    }))
+    let mut response = Json(Deleted {
+        deleted: true,
+        message: "Your account and everything in it are deleted.".into(),
+    })
     .into_response();
     response
         .headers_mut()

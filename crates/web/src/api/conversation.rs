@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sidekick_domain::{Channel, ConversationCommand, DataKey, SealedText, UserId};
 use sidekick_store::sync::{self, MessageRow};
 use sidekick_store::{CommandMeta, Store};
@@ -23,10 +23,12 @@ const MAX_PAGE: i64 = 200;
 const MAX_MESSAGE_CHARS: usize = 1600;
 
 /// One message of the timeline, either direction.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct MessageJson {
     id: Uuid,
+    /// `in` (from the user) or `out` (from Sidekick).
     direction: String,
+    /// `sms` or `web`.
     channel: String,
     /// `null` when the body can no longer be opened (key destroyed, value damaged):
     /// one unreadable message must not hide the rest of the conversation.
@@ -63,7 +65,7 @@ pub(crate) async fn timeline(
     State(state): State<AppState>,
     Caller(user): Caller,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Timeline>, ApiError> {
     let Query(page) = page.map_err(|_| {
         ApiError::BadRequest("before must be an RFC 3339 time and limit a whole number".into())
     })?;
@@ -75,7 +77,7 @@ pub(crate) async fn timeline(
     }
     let rows = sync::conversation(state.store.pool(), user, page.before, limit).await?;
     let messages = open_all(&state.store, user, rows).await?;
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(Timeline { messages }))
 }
 
 /// `GET /api/messages/{id}`: one of the caller's messages. An id that is not theirs,
@@ -93,8 +95,22 @@ pub(crate) async fn show(
     Ok(Json(MessageJson::open(&key, row)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The timeline: `GET /api/conversation`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Timeline {
+    /// Newest last.
+    messages: Vec<MessageJson>,
+}
+
+/// A message taken: the answer follows on the timeline.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Accepted {
+    id: Uuid,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct NewMessage {
+    /// 1 to 1600 characters.
     body: String,
 }
 
@@ -104,7 +120,7 @@ pub(crate) async fn send(
     State(state): State<AppState>,
     Caller(user): Caller,
     message: Result<Json<NewMessage>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let Json(message) = message.map_err(json_rejection)?;
     let body = message.body.trim();
     let chars = body.chars().count();
@@ -127,7 +143,7 @@ pub(crate) async fn send(
         .execute_conversation(user, command, CommandMeta::new())
         .await?;
     tracing::info!(%message_id, "web message recorded");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": message_id }))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { id: message_id })))
 }
 
 /// Keeps axum's judgement of a bad JSON body (its status) in the API's error shape.

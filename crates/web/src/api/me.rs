@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 use sidekick_domain::{SealedText, UserId};
 use sidekick_store::sync::{self, ProfileRow};
@@ -12,7 +13,7 @@ use super::auth::Caller;
 use crate::error::ApiError;
 use crate::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct Me {
     id: UserId,
     phone: String,
@@ -27,7 +28,8 @@ pub(crate) struct Me {
     csrf_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// Local times, `HH:MM`.
+#[derive(Debug, Serialize, JsonSchema)]
 struct QuietHoursJson {
     start: String,
     end: String,

@@ -9,6 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sidekick_store::second_factor;
@@ -63,8 +64,9 @@ pub(crate) async fn begin(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct CodeBody {
+    /// The authenticator's current 6 digits, or a recovery code.
     code: String,
 }
 

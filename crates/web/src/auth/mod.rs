@@ -116,6 +116,153 @@ pub(crate) fn routes() -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use axum::routing::get;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use sidekick_bus::{Bus, Namespace};
+    use sidekick_domain::{MasterKey, PhoneNumber, SignupChannel};
+    use sidekick_store::testing::TestDb;
+    use sidekick_store::{sessions, CommandMeta, Store};
+    use tower::ServiceExt;
+
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        title: String,
+    }
+
+    async fn probe_app(db: &TestDb) -> (Router, AppState) {
+        let ns = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let bus = Bus::connect("nats://127.0.0.1:4222", Namespace::parse(&ns).unwrap(), 1)
+            .await
+            .expect("NATS at 127.0.0.1:4222");
+        let state = AppState {
+            store: Store::new(db.pool.clone(), MasterKey::generate()),
+            bus,
+            twilio_auth_token: "t".into(),
+            public_url: "http://127.0.0.1".into(),
+            signup: crate::SignupMode::Open,
+            metrics: PrometheusBuilder::new().build_recorder().handle(),
+            auth: AuthSettings::for_public_url("http://127.0.0.1"),
+            oauth: Default::default(),
+        };
+        let router = Router::new()
+            .route(
+                "/probe",
+                get(|viewer: SignedIn| async move { viewer.csrf_field() }).post(
+                    |posted: CsrfForm<Probe>| async move {
+                        format!("{}:{}", posted.viewer.user, posted.form.title)
+                    },
+                ),
+            )
+            .with_state(state.clone());
+        (router, state)
+    }
+
+    fn request(method: &str, cookie: Option<&str>, form: Option<&str>) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri("/probe");
+        if let Some(token) = cookie {
+            builder = builder.header(header::COOKIE, format!("sidekick_session={token}"));
+        }
+        if form.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        builder
+            .body(Body::from(form.unwrap_or_default().to_string()))
+            .unwrap()
+    }
+
+    async fn text(response: axum::response::Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// The page extractors over a real session table: who is signed in, where the
+    /// others are sent, and which form posts carry the session's token.
+    #[tokio::test]
+    async fn pages_see_the_viewer_and_forms_need_the_sessions_token() {
+        let db = TestDb::new().await;
+        let (app, state) = probe_app(&db).await;
+        let phone = PhoneNumber::parse("+15551230041").unwrap();
+        let (user, _) = state
+            .store
+            .register(
+                &phone,
+                None,
+                None,
+                SignupChannel::Operator,
+                CommandMeta::new(),
+            )
+            .await
+            .unwrap();
+        let lifetime = state.auth.sessions;
+        let session = sessions::create(&db.pool, user, false, lifetime)
+            .await
+            .unwrap();
+        let pending = sessions::create(&db.pool, user, true, lifetime)
+            .await
+            .unwrap();
+
+        let anonymous = app
+            .clone()
+            .oneshot(request("GET", None, None))
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+        assert_eq!(anonymous.headers()[header::LOCATION], "/signin");
+        let owing = app
+            .clone()
+            .oneshot(request("GET", Some(&pending.token), None))
+            .await
+            .unwrap();
+        assert_eq!(owing.headers()[header::LOCATION], "/signin/second-factor");
+        let page = app
+            .clone()
+            .oneshot(request("GET", Some(&session.token), None))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(
+            text(page).await,
+            format!(
+                r#"<input type="hidden" name="_csrf" value="{}">"#,
+                session.csrf_token
+            )
+        );
+
+        let good = format!("title=Laundry&_csrf={}", session.csrf_token);
+        let posted = app
+            .clone()
+            .oneshot(request("POST", Some(&session.token), Some(&good)))
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), StatusCode::OK);
+        assert_eq!(text(posted).await, format!("{user}:Laundry"));
+        let other = format!("title=Laundry&_csrf={}", pending.csrf_token);
+        for form in ["title=Laundry", "title=Laundry&_csrf=", other.as_str()] {
+            let refused = app
+                .clone()
+                .oneshot(request("POST", Some(&session.token), Some(form)))
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{form}");
+        }
+        let not_signed_in = app
+            .clone()
+            .oneshot(request("POST", None, Some(&good)))
+            .await
+            .unwrap();
+        assert_eq!(not_signed_in.status(), StatusCode::SEE_OTHER);
+        let malformed = format!("_csrf={}", session.csrf_token);
+        let bad_form = app
+            .oneshot(request("POST", Some(&session.token), Some(&malformed)))
+            .await
+            .unwrap();
+        assert_eq!(bad_form.status(), StatusCode::BAD_REQUEST);
+        db.cleanup().await;
+    }
 
     #[test]
     fn cookies_are_secure_exactly_when_the_public_url_is_https() {

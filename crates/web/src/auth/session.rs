@@ -44,6 +44,18 @@ pub struct SignedIn {
     pub csrf_token: String,
 }
 
+impl SignedIn {
+    /// The hidden form field that carries the CSRF token, ready to put inside a
+    /// `<form method="post">`. The token is URL-safe base64, so it needs no escaping.
+    pub fn csrf_field(&self) -> String {
+        format!(
+            r#"<input type="hidden" name="{}" value="{}">"#,
+            super::CSRF_FIELD,
+            self.csrf_token
+        )
+    }
+}
+
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 

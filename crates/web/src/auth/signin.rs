@@ -24,6 +24,10 @@ use super::{cookie, second_factor};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// How long after expiry codes and rate-limit windows are kept: longer than any
+/// window, so sweeping never lifts a limit early.
+const SWEEP_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Longer than any phone number anyone types, formatting included.
 const MAX_PHONE_CHARS: usize = 32;
 
@@ -109,6 +113,15 @@ async fn send_code(state: &AppState, addr: ClientAddr, raw: &str) -> Result<Stri
         state.auth.code_ttl,
     )
     .await?;
+    if rand::random::<u8>() < 3 {
+        // About one request in a hundred tidies up after everyone.
+        let pool = state.store.pool().clone();
+        tokio::spawn(async move {
+            if let Err(e) = signin::sweep(&pool, SWEEP_GRACE).await {
+                tracing::warn!(error = %e, "sign-in tables not swept");
+            }
+        });
+    }
     if let Some(user) = user {
         let store = state.store.clone();
         let minutes = state.auth.code_ttl.as_secs().div_ceil(60);
