@@ -19,6 +19,18 @@ pub const PROMPT_VERSION: &str = "system-v1";
 /// The ADHD reply rules, as the model reads them.
 pub const SYSTEM_PROMPT: &str = include_str!("../prompts/system-v1.md");
 
+/// Queued when a model is slow (see `TurnSettings::holding_after`); the answer
+/// follows.
+pub const HOLDING_REPLY: &str = "On it, one moment.";
+
+/// Put before the offline engine's answer when the model failed or timed out:
+/// honest about the drop in smarts, and still useful (ADHD.md: every message
+/// worth receiving). Plain GSM characters, so it costs few SMS characters.
+pub const OFFLINE_NOTE: &str = "(My smart brain is offline, so here's the basic version.)";
+
+/// The day's model budget is used up. Kind, no blame, says what still works.
+pub const BUDGET_USED: &str = "I've done a lot of thinking today, so I'm in basic mode until tomorrow. Still works: todo ..., done 1, remind me ..., what's next.";
+
 /// Words that shame or pressure (ADHD.md's "backfires" column): a reply with any
 /// of them is repaired or trimmed. Matched as whole words or phrases, lowercase.
 pub const SHAME_WORDS: &[&str] = &[

@@ -51,6 +51,9 @@ use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::offline::{self, OfflineEngine};
 use crate::planning::Desk;
+use crate::tools::{Outside, Registry};
+
+mod model;
 
 /// Replies are at most this many SMS segments (the crisis message excepted, see
 /// [`copy::CRISIS_MAX_SEGMENTS`]).
@@ -66,6 +69,14 @@ pub struct TurnSettings {
     pub idle: Duration,
     /// A provider taking longer than this is abandoned for the offline engine.
     pub model_timeout: Duration,
+    /// A language model slower than this gets a brief holding reply queued
+    /// ("On it, one moment."); the full answer follows when it comes.
+    pub holding_after: Duration,
+    /// Model tokens (input + output) one user may use per local day; 0 means no
+    /// limit. Past it, turns are answered without the model, kindly.
+    pub daily_tokens: u64,
+    /// What a turn's context may add to the prompt, in approximate tokens.
+    pub context_tokens: usize,
     /// The support contact HELP names (carrier rules): the deployment's public URL.
     /// Without it, HELP says to reply HELP.
     pub support_url: Option<String>,
@@ -78,6 +89,9 @@ impl Default for TurnSettings {
             max_wait: Duration::from_secs(6),
             idle: Duration::from_secs(60),
             model_timeout: Duration::from_secs(10),
+            holding_after: Duration::from_millis(2_500),
+            daily_tokens: 200_000,
+            context_tokens: crate::context::CONTEXT_TOKENS,
             support_url: None,
         }
     }
@@ -106,6 +120,11 @@ struct Shared {
     store: Store,
     provider: Arc<dyn ModelProvider>,
     settings: TurnSettings,
+    /// The tools a language model may be offered.
+    registry: Registry,
+    /// The user's connected integrations, for integration tools; `None` until the
+    /// OAuth token store is wired in (core tools only).
+    outside: Option<Arc<dyn Outside>>,
     lanes: Mutex<HashMap<UserId, mpsc::UnboundedSender<Inbound>>>,
     /// Deliveries taken but not yet settled, by event id: handed back on shutdown.
     in_flight: Mutex<HashMap<Uuid, Delivery>>,
@@ -121,11 +140,23 @@ impl AssistantWorker {
         provider: Arc<dyn ModelProvider>,
         settings: TurnSettings,
     ) -> Arc<Self> {
+        Self::with_outside(store, provider, settings, None)
+    }
+
+    /// With the user's connected integrations, which integration tools use.
+    pub fn with_outside(
+        store: Store,
+        provider: Arc<dyn ModelProvider>,
+        settings: TurnSettings,
+        outside: Option<Arc<dyn Outside>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             shared: Arc::new(Shared {
                 store,
                 provider,
                 settings,
+                registry: Registry::new(),
+                outside,
                 lanes: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
             }),
@@ -329,6 +360,11 @@ impl Shared {
                 Some(fixed) => fixed,
                 None => match self.plan(&turn, &account, &key, meta).await? {
                     Some(planned) => planned,
+                    None if self.provider.is_model() => {
+                        let first_new = fresh.first().map_or(last.number, |m| m.number);
+                        self.converse(&turn, &account, &key, meta, to, first_new)
+                            .await?
+                    }
                     None => checked(self.provider.name(), self.respond(&turn).await),
                 },
             },
@@ -552,6 +588,7 @@ fn action_command(action: &Action, key: &DataKey) -> AccountCommand {
 }
 
 /// What a reply answers.
+#[derive(Debug, Clone, Copy)]
 pub struct ReplyTo {
     pub message_id: Uuid,
     pub number: u64,
@@ -675,6 +712,9 @@ impl AssistantWorker {
 }
 
 #[cfg(test)]
+mod model_tests;
+
+#[cfg(test)]
 mod tests {
     //! Turns run directly against a real event store (no bus): what the safety
     //! screens decide, and that no provider sees what it must not.
@@ -742,6 +782,8 @@ mod tests {
             store,
             provider: provider.clone(),
             settings,
+            registry: Registry::new(),
+            outside: None,
             lanes: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
         };

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use schemars::JsonSchema;
@@ -175,6 +175,17 @@ pub enum ConversationCommand {
         error_code: Option<i64>,
         at: DateTime<Utc>,
     },
+    /// What a language model cost for the turn answering messages up to
+    /// `answers_through` (counts only, never text). Recorded once per turn.
+    RecordModelUse {
+        answers_through: u64,
+        provider: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        /// The user's local date, which the daily token budget counts by.
+        day: NaiveDate,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -218,6 +229,14 @@ pub enum ConversationEvent {
         error_code: Option<i64>,
         at: DateTime<Utc>,
     },
+    ModelUsed {
+        answers_through: u64,
+        provider: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        day: NaiveDate,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -229,6 +248,7 @@ impl DomainEvent for ConversationEvent {
             Self::ReplySent { .. } => "ReplySent",
             Self::ReplyFailed { .. } => "ReplyFailed",
             Self::DeliveryStatusRecorded { .. } => "DeliveryStatusRecorded",
+            Self::ModelUsed { .. } => "ModelUsed",
         }
         .to_string()
     }
@@ -269,6 +289,22 @@ pub struct Conversation {
     pub answered_through: u64,
     pub pending: BTreeMap<Uuid, PendingReply>,
     recent_statuses: VecDeque<(Uuid, DeliveryStatus)>,
+    /// Model tokens used on the latest day any were, for the daily budget.
+    #[serde(default)]
+    model_tokens: Option<(NaiveDate, u64)>,
+    /// The last turn whose model use was recorded (a redone turn records nothing).
+    #[serde(default)]
+    model_use_through: u64,
+}
+
+impl Conversation {
+    /// Model tokens (input and output) used on the user's local `day`.
+    pub fn model_tokens_on(&self, day: NaiveDate) -> u64 {
+        match self.model_tokens {
+            Some((d, n)) if d == day => n,
+            _ => 0,
+        }
+    }
 }
 
 impl Aggregate for Conversation {
@@ -400,6 +436,29 @@ impl Aggregate for Conversation {
                     .await;
                 }
             }
+            C::RecordModelUse {
+                answers_through,
+                provider,
+                input_tokens,
+                output_tokens,
+                day,
+                at,
+            } => {
+                if answers_through > self.model_use_through {
+                    sink.write(
+                        E::ModelUsed {
+                            answers_through,
+                            provider,
+                            input_tokens,
+                            output_tokens,
+                            day,
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
         }
         Ok(())
     }
@@ -442,6 +501,21 @@ impl Aggregate for Conversation {
                     self.recent_statuses.pop_front();
                 }
                 self.recent_statuses.push_back((reply_id, status));
+            }
+            E::ModelUsed {
+                answers_through,
+                input_tokens,
+                output_tokens,
+                day,
+                ..
+            } => {
+                self.model_use_through = self.model_use_through.max(answers_through);
+                let used = input_tokens.saturating_add(output_tokens);
+                self.model_tokens = Some(match self.model_tokens {
+                    Some((d, n)) if d == day => (d, n.saturating_add(used)),
+                    Some((d, n)) if d > day => (d, n),
+                    _ => (day, used),
+                });
             }
         }
     }

@@ -300,6 +300,8 @@ async fn conversation(
             set_status(tx, e, *reply_id, status.as_str(), error.as_deref()).await?;
             *reply_id
         }
+        // Token counts are for the budget and metrics, not the timeline.
+        C::ModelUsed { .. } => return Ok(Vec::new()),
     };
     Ok(vec![UiChange {
         resource: "conversation",

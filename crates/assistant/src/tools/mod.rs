@@ -24,7 +24,7 @@ mod args;
 mod run;
 
 pub use args::*;
-pub use run::{DeskTools, Outside, OutsideError};
+pub use run::{DeskTools, MailItem, Outside, OutsideError};
 
 use async_trait::async_trait;
 use schemars::JsonSchema;

@@ -40,6 +40,8 @@ pub struct OutsideError(pub String);
 /// until then no feature is enabled and these tools are never offered.
 #[async_trait]
 pub trait Outside: Send + Sync {
+    /// The integrations this user connected and enabled.
+    async fn enabled(&self, user: UserId) -> Vec<Feature>;
     async fn unread_mail(&self, user: UserId) -> Result<Vec<MailItem>, OutsideError>;
     async fn create_event(
         &self,
