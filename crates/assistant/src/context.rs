@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use sidekick_domain::{DataKey, SealedText};
 use sidekick_integrations::oauth::Feature;
 use sidekick_store::planning::{self as rm, Page, ReminderFilter};
-use sidekick_store::{memory as memories, sync, StoreError};
+use sidekick_store::{events, memory as memories, sync, StoreError};
 
 use crate::planning::Desk;
 use crate::prompt::SYSTEM_PROMPT;
@@ -97,6 +97,7 @@ pub async fn build(
     }
     let mut sections = vec![("Profile", profile.join("\n"))];
 
+    caught_up(desk, "memory", "memory").await;
     let hits = memories::search(desk.store.pool(), desk.user, user_text, 5).await?;
     let facts: Vec<String> = hits
         .iter()
@@ -190,6 +191,20 @@ pub async fn build(
         history,
         user: user_text.to_string(),
     })
+}
+
+/// Waits briefly for the user's own latest writes to reach a read model ("remember
+/// X" then a question about X). A projector that is further behind only makes the
+/// context a moment stale.
+async fn caught_up(desk: &Desk<'_>, projection: &str, aggregate_type: &str) {
+    for _ in 0..15 {
+        match events::projection_caught_up(desk.store.pool(), desk.user, projection, aggregate_type)
+            .await
+        {
+            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            _ => return,
+        }
+    }
 }
 
 fn local_text(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
