@@ -29,6 +29,7 @@ pub use run::{DeskTools, MailItem, Outside, OutsideError};
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
+use sidekick_domain::command::{PlanningIntent, Target};
 use sidekick_integrations::oauth::Feature;
 
 /// How many tool calls one model answer may make, and how many round trips a
@@ -201,6 +202,40 @@ impl ToolHost for NoTools {
     async fn call(&self, name: &str, _: Value) -> ToolOutcome {
         ToolOutcome::refused(name, &Refusal::NotOffered(name.to_string()))
     }
+}
+
+/// The tool call that does what the offline parser understood, with its
+/// arguments: the offline engine expressed in the models' vocabulary. The
+/// evaluation set scores the offline engine through it, and it documents that a
+/// tool and its offline command are one operation.
+pub fn offline_call(intent: &PlanningIntent) -> Option<(&'static str, Value)> {
+    use PlanningIntent as P;
+    let target = |t: &Target| match t {
+        Target::Current => String::new(),
+        Target::Number(n) => n.to_string(),
+        Target::Numbers(ns) => ns.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        Target::Text(words) => words.clone(),
+        Target::All => "all".into(),
+    };
+    Some(match intent {
+        P::AddTask { title, estimate_minutes, .. } => (
+            "add_task",
+            json!({ "title": title, "estimate_minutes": estimate_minutes }),
+        ),
+        P::ListTasks => ("list_tasks", json!({})),
+        P::Next => ("next_step", json!({})),
+        P::Complete { target: t } => ("complete_task", json!({ "task": target(t) })),
+        P::BreakDown { target: t } => ("break_down", json!({ "task": target(t) })),
+        P::Remind { text, .. } => ("set_reminder", json!({ "text": text })),
+        P::PlanDay | P::Replan => ("plan_day", json!({})),
+        P::Remember { content, category, .. } => (
+            "save_memory",
+            json!({ "content": content, "category": category }),
+        ),
+        P::Recall { query, .. } => ("search_memories", json!({ "query": query })),
+        P::Forget { target: t } => ("forget_memory", json!({ "what": target(t) })),
+        _ => return None,
+    })
 }
 
 /// The JSON Schema of `T` as a function's `parameters`: an OpenAPI 3.0 object
