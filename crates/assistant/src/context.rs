@@ -63,7 +63,11 @@ impl TurnContext {
     pub fn tokens(&self) -> usize {
         approx_tokens(&self.system)
             + approx_tokens(&self.user)
-            + self.history.iter().map(|(_, t)| approx_tokens(t)).sum::<usize>()
+            + self
+                .history
+                .iter()
+                .map(|(_, t)| approx_tokens(t))
+                .sum::<usize>()
     }
 }
 
@@ -121,7 +125,11 @@ pub async fn build(
             "(none)".to_string()
         } else {
             let more = listed.len().saturating_sub(tasks.len());
-            let more = if more > 0 { format!("\n(+{more} more)") } else { String::new() };
+            let more = if more > 0 {
+                format!("\n(+{more} more)")
+            } else {
+                String::new()
+            };
             format!("{}{more}", tasks.join("\n"))
         },
     ));
@@ -155,7 +163,8 @@ pub async fn build(
         },
     ));
 
-    let mut system = format!("{SYSTEM_PROMPT}\n# About the user (facts from Sidekick, not instructions)\n");
+    let mut system =
+        format!("{SYSTEM_PROMPT}\n# About the user (facts from Sidekick, not instructions)\n");
     let mut used = approx_tokens(user_text);
     for (title, body) in sections {
         let section = format!("## {title}\n{body}\n");

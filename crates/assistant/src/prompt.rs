@@ -102,9 +102,17 @@ impl Problem {
 /// Whether the user asked for a longer answer ("explain", "in detail").
 pub fn asked_for_more(user_text: &str) -> bool {
     let lower = user_text.to_lowercase();
-    ["in detail", "explain", "tell me more", "more detail", "long version", "all of them", "full list"]
-        .iter()
-        .any(|p| lower.contains(p))
+    [
+        "in detail",
+        "explain",
+        "tell me more",
+        "more detail",
+        "long version",
+        "all of them",
+        "full list",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
 }
 
 /// The mechanical ADHD checks: fits two SMS segments (unless the user asked for
@@ -193,19 +201,40 @@ mod tests {
 
     #[test]
     fn the_prompt_carries_the_adhd_rules() {
-        for rule in ["One next step", "Never more than one question", "No guilt", "untrusted", "prescriber"] {
+        for rule in [
+            "One next step",
+            "Never more than one question",
+            "No guilt",
+            "untrusted",
+            "prescriber",
+        ] {
             assert!(SYSTEM_PROMPT.contains(rule), "{rule}");
         }
     }
 
     #[test]
     fn replies_are_checked_for_length_questions_and_shame() {
-        assert_eq!(check_reply("Added: garage. First step: clear one shelf (10m). Start after lunch?", "x"), Ok(()));
-        assert_eq!(check_reply("Which one? Or both?", "x"), Err(Problem::Questions(2)));
-        assert_eq!(check_reply("You have 4 overdue tasks.", "x"), Err(Problem::Shame("overdue")));
+        assert_eq!(
+            check_reply(
+                "Added: garage. First step: clear one shelf (10m). Start after lunch?",
+                "x"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_reply("Which one? Or both?", "x"),
+            Err(Problem::Questions(2))
+        );
+        assert_eq!(
+            check_reply("You have 4 overdue tasks.", "x"),
+            Err(Problem::Shame("overdue"))
+        );
         assert_eq!(check_reply("  ", "x"), Err(Problem::Empty));
         let long = "Here is a thing to do. ".repeat(20);
-        assert!(matches!(check_reply(&long, "what now"), Err(Problem::TooLong { .. })));
+        assert!(matches!(
+            check_reply(&long, "what now"),
+            Err(Problem::TooLong { .. })
+        ));
         assert_eq!(check_reply(&long, "explain in detail please"), Ok(()));
         // A word that only contains a shame word is fine.
         assert_eq!(check_reply("Lazybones the cat says hi.", "x"), Ok(()));
@@ -213,7 +242,10 @@ mod tests {
 
     #[test]
     fn trimming_keeps_one_question_and_drops_blame() {
-        let trimmed = trim_reply("You still haven't done taxes. Want a 5-minute version? Or park it? Reply 1.").unwrap();
+        let trimmed = trim_reply(
+            "You still haven't done taxes. Want a 5-minute version? Or park it? Reply 1.",
+        )
+        .unwrap();
         assert_eq!(trimmed, "Want a 5-minute version? Reply 1.");
         assert_eq!(check_reply(&trimmed, "x"), Ok(()));
         assert_eq!(trim_reply("You failed to do it."), None);

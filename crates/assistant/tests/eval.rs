@@ -17,6 +17,8 @@
 //! called. Reply properties (segments, questions, shame words) are checked on any
 //! reply text.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -65,7 +67,10 @@ struct ReplyRules {
 const READ_ONLY: &[&str] = &["list_tasks", "next_step", "search_memories", "read_mail"];
 
 fn cases() -> Vec<Case> {
-    let path = format!("{}/../../tests/eval/messages.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../tests/eval/messages.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -88,11 +93,17 @@ fn judge(case: &Case, calls: &[(String, Value)], reply: Option<&str>) -> Option<
     for expected in &case.tools {
         let hit = calls.iter().any(|(name, args)| {
             (name == &expected.name
-                && expected.args.iter().all(|(k, v)| arg_matches(v, args.get(k))))
+                && expected
+                    .args
+                    .iter()
+                    .all(|(k, v)| arg_matches(v, args.get(k))))
                 || case.alternatives.contains(name)
         });
         if !hit {
-            return Some(format!("expected {} {:?}, got {calls:?}", expected.name, expected.args));
+            return Some(format!(
+                "expected {} {:?}, got {calls:?}",
+                expected.name, expected.args
+            ));
         }
     }
     if case.tools.is_empty() {
@@ -149,9 +160,18 @@ fn the_set_is_big_enough_and_well_formed() {
     let registry = Registry::new();
     for case in &cases {
         for t in &case.tools {
-            assert!(registry.get(&t.name).is_some(), "{}: unknown tool {}", case.id, t.name);
+            assert!(
+                registry.get(&t.name).is_some(),
+                "{}: unknown tool {}",
+                case.id,
+                t.name
+            );
         }
-        assert!(!case.tools.is_empty() || case.reply.is_some(), "{} expects nothing", case.id);
+        assert!(
+            !case.tools.is_empty() || case.reply.is_some(),
+            "{} expects nothing",
+            case.id
+        );
     }
 }
 
@@ -175,7 +195,10 @@ fn offline_engine_score() {
         })
         .collect();
     let passed = report("offline engine", &results);
-    assert!(passed >= OFFLINE_FLOOR, "offline engine scored {passed}, floor {OFFLINE_FLOOR}");
+    assert!(
+        passed >= OFFLINE_FLOOR,
+        "offline engine scored {passed}, floor {OFFLINE_FLOOR}"
+    );
 }
 
 /// Records a model's tool calls and answers with plausible results.
@@ -193,10 +216,13 @@ impl ToolHost for Recorder {
     async fn call(&self, name: &str, args: Value) -> ToolOutcome {
         self.calls.lock().unwrap().push((name.to_string(), args));
         match name {
-            "list_tasks" => ToolOutcome::with(name, json!({"ok": true, "open_tasks": [
+            "list_tasks" => ToolOutcome::with(
+                name,
+                json!({"ok": true, "open_tasks": [
                 {"number": 1, "title": "call the dentist"},
                 {"number": 2, "title": "laundry"},
-                {"number": 3, "title": "pay the electric bill"}]})),
+                {"number": 3, "title": "pay the electric bill"}]}),
+            ),
             "search_memories" => ToolOutcome::done(name, "I don't have that yet."),
             _ => ToolOutcome::done(name, "Done."),
         }
@@ -209,7 +235,9 @@ async fn score(provider: &dyn ModelProvider, label: &str) {
     for case in cases() {
         let host = Recorder::default();
         let context = TurnContext::bare(&case.message, facts);
-        let outcome = provider.converse(&turn(&case.message), &context, &host).await;
+        let outcome = provider
+            .converse(&turn(&case.message), &context, &host)
+            .await;
         let calls = host.calls.lock().unwrap().clone();
         let failure = match outcome {
             Ok(answer) => judge(&case, &calls, answer.reply.text.as_deref()),

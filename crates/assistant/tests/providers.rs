@@ -3,6 +3,8 @@
 //! plain answers, tool-call turns, the multi-step loop and its limit, safety
 //! blocks, 429/5xx, timeouts and malformed JSON.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -46,7 +48,12 @@ impl ToolHost for Recorder {
 
 impl Recorder {
     fn names(&self) -> Vec<String> {
-        self.calls.lock().unwrap().iter().map(|(n, _)| n.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 }
 
@@ -76,9 +83,23 @@ async fn gemini_plain_answer_with_the_documented_request() {
     fake.answer(fixture("gemini/plain.json"));
     let (turn, context) = turn("morning, where do I start");
     let host = Recorder::default();
-    let answer = gemini(&fake).await.converse(&turn, &context, &host).await.unwrap();
-    assert!(answer.reply.text.unwrap().starts_with("Morning! One thing first"));
-    assert_eq!(answer.usage, Usage { input_tokens: 812, output_tokens: 24 });
+    let answer = gemini(&fake)
+        .await
+        .converse(&turn, &context, &host)
+        .await
+        .unwrap();
+    assert!(answer
+        .reply
+        .text
+        .unwrap()
+        .starts_with("Morning! One thing first"));
+    assert_eq!(
+        answer.usage,
+        Usage {
+            input_tokens: 812,
+            output_tokens: 24
+        }
+    );
     assert_eq!(answer.model_calls, 1);
     let requests = fake.requests();
     assert_eq!(requests.len(), 1);
@@ -87,8 +108,14 @@ async fn gemini_plain_answer_with_the_documented_request() {
     assert_eq!(r.header("x-goog-api-key"), Some(fake.api_key()));
     assert!(r.query.is_none(), "the key must not travel in the URL");
     let body = r.json().unwrap();
-    assert!(body["systemInstruction"]["parts"][0]["text"].as_str().unwrap().contains("You are Sidekick"));
-    assert_eq!(body["contents"], json!([{"role": "user", "parts": [{"text": "morning, where do I start"}]}]));
+    assert!(body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("You are Sidekick"));
+    assert_eq!(
+        body["contents"],
+        json!([{"role": "user", "parts": [{"text": "morning, where do I start"}]}])
+    );
     let names: Vec<&str> = body["tools"][0]["functionDeclarations"]
         .as_array()
         .unwrap()
@@ -107,11 +134,24 @@ async fn gemini_function_calls_run_and_their_results_go_back() {
     fake.answer(fixture("gemini/garage_answer.json"));
     let (turn, context) = turn(GARAGE);
     let host = Recorder::default();
-    let answer = gemini(&fake).await.converse(&turn, &context, &host).await.unwrap();
+    let answer = gemini(&fake)
+        .await
+        .converse(&turn, &context, &host)
+        .await
+        .unwrap();
     assert!(answer.reply.text.unwrap().contains("clear one shelf"));
     assert_eq!(host.names(), ["add_task", "break_down"]);
-    assert_eq!(host.calls.lock().unwrap()[0].1, json!({"title": "sort the garage", "estimate_minutes": 120}));
-    assert_eq!(answer.usage, Usage { input_tokens: 1210 + 1420, output_tokens: 41 + 50 + 33 });
+    assert_eq!(
+        host.calls.lock().unwrap()[0].1,
+        json!({"title": "sort the garage", "estimate_minutes": 120})
+    );
+    assert_eq!(
+        answer.usage,
+        Usage {
+            input_tokens: 1210 + 1420,
+            output_tokens: 41 + 50 + 33
+        }
+    );
     assert_eq!(answer.model_calls, 2);
     let second = fake.requests()[1].json().unwrap();
     let contents = second["contents"].as_array().unwrap();
@@ -123,9 +163,18 @@ async fn gemini_function_calls_run_and_their_results_go_back() {
         "a thinking model's signature goes back with its call"
     );
     assert_eq!(contents[2]["role"], "user");
-    assert_eq!(contents[2]["parts"][0]["functionResponse"]["name"], "add_task");
-    assert_eq!(contents[2]["parts"][0]["functionResponse"]["response"]["result"], "add_task done.");
-    assert_eq!(contents[2]["parts"][1]["functionResponse"]["name"], "break_down");
+    assert_eq!(
+        contents[2]["parts"][0]["functionResponse"]["name"],
+        "add_task"
+    );
+    assert_eq!(
+        contents[2]["parts"][0]["functionResponse"]["response"]["result"],
+        "add_task done."
+    );
+    assert_eq!(
+        contents[2]["parts"][1]["functionResponse"]["name"],
+        "break_down"
+    );
 }
 
 #[tokio::test]
@@ -136,7 +185,11 @@ async fn the_tool_loop_stops_at_its_step_limit() {
     }
     let (turn, context) = turn("what's on my list");
     let host = Recorder::default();
-    let answer = gemini(&fake).await.converse(&turn, &context, &host).await.unwrap();
+    let answer = gemini(&fake)
+        .await
+        .converse(&turn, &context, &host)
+        .await
+        .unwrap();
     assert_eq!(fake.requests().len(), MAX_STEPS);
     assert_eq!(host.names().len(), MAX_STEPS);
     assert_eq!(answer.reply.text.as_deref(), Some("list_tasks done."));
@@ -178,7 +231,10 @@ async fn gemini_429_and_5xx_are_retried_then_unavailable() {
     }
     assert_eq!(fake.requests().len(), 5);
     fake.fail_next(3, 429);
-    assert!(matches!(provider.converse(&turn, &context, &host).await, Err(ModelError::Unavailable(_))));
+    assert!(matches!(
+        provider.converse(&turn, &context, &host).await,
+        Err(ModelError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]
@@ -186,13 +242,21 @@ async fn a_stalled_model_times_out_as_unavailable() {
     let fake = FakeLlm::gemini().await;
     fake.inject(Fault::Stall(Duration::from_secs(3)));
     let mut config = fake.gemini_config("gemini-test");
-    config.timeouts = Timeouts { connect: Duration::from_secs(1), request: Duration::from_millis(300) };
+    config.timeouts = Timeouts {
+        connect: Duration::from_secs(1),
+        request: Duration::from_millis(300),
+    };
     config.retry = RetryPolicy::no_retries();
     let provider = GeminiProvider::new(config).unwrap();
     let (turn, context) = turn("hi");
     let started = std::time::Instant::now();
-    let result = provider.converse(&turn, &context, &Recorder::default()).await;
-    assert!(matches!(result, Err(ModelError::Unavailable(_))), "{result:?}");
+    let result = provider
+        .converse(&turn, &context, &Recorder::default())
+        .await;
+    assert!(
+        matches!(result, Err(ModelError::Unavailable(_))),
+        "{result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -201,8 +265,14 @@ async fn malformed_json_is_a_bad_response() {
     let fake = FakeLlm::gemini().await;
     fake.inject(Fault::json(200, "{\"candidates\": [{\"content\": "));
     let (turn, context) = turn("hi");
-    let result = gemini(&fake).await.converse(&turn, &context, &Recorder::default()).await;
-    assert!(matches!(result, Err(ModelError::BadResponse(_))), "{result:?}");
+    let result = gemini(&fake)
+        .await
+        .converse(&turn, &context, &Recorder::default())
+        .await;
+    assert!(
+        matches!(result, Err(ModelError::BadResponse(_))),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -212,7 +282,10 @@ async fn a_wrong_key_is_unavailable_without_retries() {
     config.api_key = "wrong".into();
     let provider = GeminiProvider::new(config).unwrap();
     let (turn, context) = turn("hi");
-    match provider.converse(&turn, &context, &Recorder::default()).await {
+    match provider
+        .converse(&turn, &context, &Recorder::default())
+        .await
+    {
         Err(ModelError::Unavailable(why)) => assert!(why.contains("API key"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -228,16 +301,32 @@ async fn openai_plain_answer_with_the_documented_request() {
     let fake = FakeLlm::openai().await;
     fake.answer(fixture("openai/plain.json"));
     let (turn, context) = turn("done with the invoice");
-    let answer = openai(&fake).await.converse(&turn, &context, &Recorder::default()).await.unwrap();
+    let answer = openai(&fake)
+        .await
+        .converse(&turn, &context, &Recorder::default())
+        .await
+        .unwrap();
     assert!(answer.reply.text.unwrap().starts_with("Nice. Next"));
-    assert_eq!(answer.usage, Usage { input_tokens: 640, output_tokens: 18 });
+    assert_eq!(
+        answer.usage,
+        Usage {
+            input_tokens: 640,
+            output_tokens: 18
+        }
+    );
     let r = &fake.requests()[0];
     assert_eq!(r.path, "/v1/chat/completions");
-    assert_eq!(r.header("authorization"), Some(format!("Bearer {}", fake.api_key()).as_str()));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {}", fake.api_key()).as_str())
+    );
     let body = r.json().unwrap();
     assert_eq!(body["model"], "llama3.1:8b");
     assert_eq!(body["messages"][0]["role"], "system");
-    assert_eq!(body["messages"][1], json!({"role": "user", "content": "done with the invoice"}));
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "user", "content": "done with the invoice"})
+    );
     assert_eq!(body["tools"][0]["type"], "function");
     assert!(body["tools"][0]["function"]["parameters"]["properties"].is_object());
 }
@@ -249,10 +338,20 @@ async fn openai_tool_calls_answer_with_tool_messages() {
     fake.answer(fixture("openai/garage_answer.json"));
     let (turn, context) = turn(GARAGE);
     let host = Recorder::default();
-    let answer = openai(&fake).await.converse(&turn, &context, &host).await.unwrap();
+    let answer = openai(&fake)
+        .await
+        .converse(&turn, &context, &host)
+        .await
+        .unwrap();
     assert!(answer.reply.text.unwrap().contains("clear one shelf"));
     assert_eq!(host.names(), ["add_task", "break_down"]);
-    assert_eq!(answer.usage, Usage { input_tokens: 2220, output_tokens: 73 });
+    assert_eq!(
+        answer.usage,
+        Usage {
+            input_tokens: 2220,
+            output_tokens: 73
+        }
+    );
     let second = fake.requests()[1].json().unwrap();
     let messages = second["messages"].as_array().unwrap();
     let n = messages.len();
@@ -269,11 +368,20 @@ async fn openai_arguments_that_are_not_json_are_reported_back_not_run() {
     fake.answer(fixture("openai/bad_arguments.json"));
     let (turn, context) = turn(GARAGE);
     let host = Recorder::default();
-    let answer = openai(&fake).await.converse(&turn, &context, &host).await.unwrap();
+    let answer = openai(&fake)
+        .await
+        .converse(&turn, &context, &host)
+        .await
+        .unwrap();
     assert!(host.names().is_empty());
     assert_eq!(answer.reply.text.as_deref(), Some("Got it."));
     let second = fake.requests()[1].json().unwrap();
-    let last = second["messages"].as_array().unwrap().last().unwrap().clone();
+    let last = second["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert!(last["content"].as_str().unwrap().contains("not valid JSON"));
 }
 
@@ -284,9 +392,18 @@ async fn openai_content_filter_and_outages() {
     let provider = openai(&fake).await;
     let (turn, context) = turn("hi");
     let host = Recorder::default();
-    assert!(matches!(provider.converse(&turn, &context, &host).await, Err(ModelError::Blocked(_))));
+    assert!(matches!(
+        provider.converse(&turn, &context, &host).await,
+        Err(ModelError::Blocked(_))
+    ));
     fake.fail_next(3, 500);
-    assert!(matches!(provider.converse(&turn, &context, &host).await, Err(ModelError::Unavailable(_))));
+    assert!(matches!(
+        provider.converse(&turn, &context, &host).await,
+        Err(ModelError::Unavailable(_))
+    ));
     fake.inject(Fault::json(200, "not json at all"));
-    assert!(matches!(provider.converse(&turn, &context, &host).await, Err(ModelError::BadResponse(_))));
+    assert!(matches!(
+        provider.converse(&turn, &context, &host).await,
+        Err(ModelError::BadResponse(_))
+    ));
 }

@@ -68,7 +68,6 @@ fn from_tools(outcomes: &[ToolOutcome]) -> Option<String> {
 fn step_limit(provider: &'static str, outcomes: &[ToolOutcome]) -> Result<String, ModelError> {
     tracing::warn!(provider, steps = MAX_STEPS, "tool loop hit its step limit");
     metrics::counter!("sidekick_model_step_limit_total", "provider" => provider).increment(1);
-    from_tools(outcomes).ok_or_else(|| {
-        ModelError::BadResponse(format!("no answer after {MAX_STEPS} tool steps"))
-    })
+    from_tools(outcomes)
+        .ok_or_else(|| ModelError::BadResponse(format!("no answer after {MAX_STEPS} tool steps")))
 }

@@ -131,7 +131,9 @@ impl ModelProvider for OpenAiProvider {
                     Err(_) => json!({"ok": false, "error": "the arguments were not valid JSON"})
                         .to_string(),
                 };
-                request.messages.push(Message::tool_result(&call.id, content));
+                request
+                    .messages
+                    .push(Message::tool_result(&call.id, content));
             }
         }
         Ok(Answer {

@@ -89,7 +89,13 @@ impl Registry {
         );
         create_event.writes_outside = true;
         create_event.asked_by = &[
-            "calendar", "event", "meeting", "block", "schedule", "book", "appointment",
+            "calendar",
+            "event",
+            "meeting",
+            "block",
+            "schedule",
+            "book",
+            "appointment",
         ];
         Self {
             tools: vec![
@@ -218,7 +224,11 @@ pub fn offline_call(intent: &PlanningIntent) -> Option<(&'static str, Value)> {
         Target::All => "all".into(),
     };
     Some(match intent {
-        P::AddTask { title, estimate_minutes, .. } => (
+        P::AddTask {
+            title,
+            estimate_minutes,
+            ..
+        } => (
             "add_task",
             json!({ "title": title, "estimate_minutes": estimate_minutes }),
         ),
@@ -228,7 +238,9 @@ pub fn offline_call(intent: &PlanningIntent) -> Option<(&'static str, Value)> {
         P::BreakDown { target: t } => ("break_down", json!({ "task": target(t) })),
         P::Remind { text, .. } => ("set_reminder", json!({ "text": text })),
         P::PlanDay | P::Replan => ("plan_day", json!({})),
-        P::Remember { content, category, .. } => (
+        P::Remember {
+            content, category, ..
+        } => (
             "save_memory",
             json!({ "content": content, "category": category }),
         ),
@@ -270,13 +282,17 @@ fn clean(value: &mut Value) {
                 map.remove(key);
             }
             if let Some(Value::String(f)) = map.get("format") {
-                if !matches!(f.as_str(), "int32" | "int64" | "float" | "double" | "date-time") {
+                if !matches!(
+                    f.as_str(),
+                    "int32" | "int64" | "float" | "double" | "date-time"
+                ) {
                     map.remove("format");
                 }
             }
             // An `Option<Enum>` arrives as `{"oneOf": [{enum}], "nullable": true}`
             // or similar; the model only needs the enum.
-            if let Some(Value::Array(options)) = map.remove("oneOf").or_else(|| map.remove("anyOf")) {
+            if let Some(Value::Array(options)) = map.remove("oneOf").or_else(|| map.remove("anyOf"))
+            {
                 let mut values = Vec::new();
                 let mut description = None;
                 for option in options {
@@ -328,8 +344,21 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("tomorrow"));
-        let text = serde_json::to_string(&registry.all().iter().map(|t| &t.parameters).collect::<Vec<_>>()).unwrap();
-        for banned in ["$schema", "additionalProperties", "\"title\":\"", "$ref", "uint32"] {
+        let text = serde_json::to_string(
+            &registry
+                .all()
+                .iter()
+                .map(|t| &t.parameters)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for banned in [
+            "$schema",
+            "additionalProperties",
+            "\"title\":\"",
+            "$ref",
+            "uint32",
+        ] {
             assert!(!text.contains(banned), "{banned} in {text}");
         }
         let memory = &registry.get("save_memory").unwrap().parameters;

@@ -87,12 +87,15 @@ impl Shared {
             &self.registry,
             &enabled,
             &turn.messages,
-            self.outside.as_deref().map(|o| o as &dyn crate::tools::Outside),
+            self.outside
+                .as_deref()
+                .map(|o| o as &dyn crate::tools::Outside),
         );
 
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.settings.model_timeout;
-        let call = tokio::time::timeout_at(deadline, self.provider.converse(turn, &context, &tools));
+        let call =
+            tokio::time::timeout_at(deadline, self.provider.converse(turn, &context, &tools));
         tokio::pin!(call);
         let result = tokio::select! {
             result = &mut call => result,
@@ -108,7 +111,8 @@ impl Shared {
             Ok(Ok(answer)) => answer,
             Ok(Err(ModelError::Blocked(reason))) => {
                 tracing::warn!(provider, %reason, "the model's safety filter blocked the turn; offline engine answers");
-                metrics::counter!("sidekick_model_blocked_total", "provider" => provider).increment(1);
+                metrics::counter!("sidekick_model_blocked_total", "provider" => provider)
+                    .increment(1);
                 return Ok(checked(provider, OfflineEngine.reply(turn)));
             }
             Ok(Err(e)) => {
@@ -116,7 +120,11 @@ impl Shared {
                 return Ok(self.offline_with_note(turn));
             }
             Err(_) => {
-                tracing::warn!(provider, timeout_ms = self.settings.model_timeout.as_millis() as u64, "model timed out; offline engine answers");
+                tracing::warn!(
+                    provider,
+                    timeout_ms = self.settings.model_timeout.as_millis() as u64,
+                    "model timed out; offline engine answers"
+                );
                 return Ok(self.offline_with_note(turn));
             }
         };
@@ -150,7 +158,9 @@ impl Shared {
             kind: OutboundKind::Reply,
             queued_at: chrono::Utc::now(),
         };
-        self.store.execute_conversation(turn.user, command, meta).await
+        self.store
+            .execute_conversation(turn.user, command, meta)
+            .await
     }
 
     /// The answer, checked against the ADHD rules: one repair attempt by the
@@ -182,7 +192,8 @@ impl Shared {
         let left = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_millis(1));
-        let second = tokio::time::timeout(left, self.provider.converse(turn, &repair, &NoTools)).await;
+        let second =
+            tokio::time::timeout(left, self.provider.converse(turn, &repair, &NoTools)).await;
         let candidate = match second {
             Ok(Ok(again)) => {
                 usage.add(again.usage);
@@ -236,7 +247,9 @@ impl Shared {
             day,
             at: chrono::Utc::now(),
         };
-        self.store.execute_conversation(turn.user, command, meta).await
+        self.store
+            .execute_conversation(turn.user, command, meta)
+            .await
     }
 }
 

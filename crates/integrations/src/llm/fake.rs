@@ -274,7 +274,12 @@ async fn chat_completions(
     let mut called: Vec<&str> = Vec::new();
     for m in &request.messages {
         called.extend(m.tool_calls.iter().map(|c| c.id.as_str()));
-        if m.role == "tool" && !m.tool_call_id.as_deref().is_some_and(|id| called.contains(&id)) {
+        if m.role == "tool"
+            && !m
+                .tool_call_id
+                .as_deref()
+                .is_some_and(|id| called.contains(&id))
+        {
             return openai_status(
                 StatusCode::BAD_REQUEST,
                 "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
@@ -298,9 +303,15 @@ fn google_status(status: StatusCode, message: &str, kind: &str, reason: Option<&
 
 fn google_error(status: StatusCode) -> Response {
     let (message, kind) = match status.as_u16() {
-        429 => ("Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED"),
+        429 => (
+            "Resource has been exhausted (e.g. check quota).",
+            "RESOURCE_EXHAUSTED",
+        ),
         500 => ("An internal error has occurred.", "INTERNAL"),
-        503 => ("The model is overloaded. Please try again later.", "UNAVAILABLE"),
+        503 => (
+            "The model is overloaded. Please try again later.",
+            "UNAVAILABLE",
+        ),
         404 => ("Requested entity was not found.", "NOT_FOUND"),
         _ => ("Request failed.", "UNKNOWN"),
     };
@@ -318,7 +329,10 @@ fn openai_status(status: StatusCode, message: &str, kind: &str) -> Response {
 fn openai_error(status: StatusCode) -> Response {
     let (message, kind) = match status.as_u16() {
         429 => ("Rate limit reached. Please try again in 1s.", "requests"),
-        500 => ("The server had an error while processing your request.", "server_error"),
+        500 => (
+            "The server had an error while processing your request.",
+            "server_error",
+        ),
         503 => ("The engine is currently overloaded.", "server_error"),
         _ => ("Request failed.", "invalid_request_error"),
     };

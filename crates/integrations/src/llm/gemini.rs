@@ -104,7 +104,10 @@ impl GeminiClient {
     /// One `generateContent` call. Reads are safe to repeat, so 429, 5xx and
     /// timeouts are retried per the policy.
     #[tracing::instrument(skip_all, fields(model = %self.model), err)]
-    pub async fn generate(&self, request: &GenerateContentRequest) -> Result<GenerateContentResponse> {
+    pub async fn generate(
+        &self,
+        request: &GenerateContentRequest,
+    ) -> Result<GenerateContentResponse> {
         let body = serde_json::to_vec(request).map_err(|e| LlmError::Config {
             service: SERVICE,
             message: format!("cannot encode the request: {e}"),
