@@ -124,6 +124,23 @@ async fn gemini_plain_answer_with_the_documented_request() {
         .collect();
     assert!(names.contains(&"add_task") && names.contains(&"save_memory"));
     assert!(!names.contains(&"create_calendar_event"));
+    let declaration = |name: &str| {
+        body["tools"][0]["functionDeclarations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        declaration("list_tasks").get("parameters").is_none(),
+        "no-argument functions carry no schema"
+    );
+    assert_eq!(
+        declaration("add_task")["parameters"]["required"],
+        json!(["title"])
+    );
     assert_eq!(body["generationConfig"]["maxOutputTokens"], 600);
 }
 

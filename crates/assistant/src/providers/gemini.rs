@@ -82,7 +82,10 @@ impl ModelProvider for GeminiProvider {
             .map(|t| FunctionDeclaration {
                 name: t.name.into(),
                 description: t.description.into(),
-                parameters: t.parameters.clone(),
+                parameters: t.parameters["properties"]
+                    .as_object()
+                    .is_some_and(|p| !p.is_empty())
+                    .then(|| t.parameters.clone()),
             })
             .collect();
         let mut request = GenerateContentRequest {

@@ -312,6 +312,10 @@ fn clean(value: &mut Value) {
                     map.insert("description".into(), d);
                 }
             }
+            // Enum values are strings for Gemini; "none of these" is `nullable`.
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.retain(Value::is_string);
+            }
             for (key, v) in map.iter_mut() {
                 match (key.as_str(), v) {
                     // Property names are data, not keywords: clean each schema only.
@@ -362,10 +366,9 @@ mod tests {
             assert!(!text.contains(banned), "{banned} in {text}");
         }
         let memory = &registry.get("save_memory").unwrap().parameters;
-        assert!(memory["properties"]["category"]["enum"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("place")));
+        let categories = memory["properties"]["category"]["enum"].as_array().unwrap();
+        assert!(categories.contains(&json!("place")));
+        assert!(categories.iter().all(Value::is_string), "{categories:?}");
         assert_eq!(memory["properties"]["tags"]["type"], "array");
         let none = &registry.get("list_tasks").unwrap().parameters;
         assert_eq!(none["type"], "object");

@@ -231,12 +231,63 @@ fn check_gemini(request: &GenerateContentRequest) -> Result<(), &'static str> {
     }
     for tool in &request.tools {
         for f in &tool.function_declarations {
-            if f.parameters.get("$schema").is_some()
-                || f.parameters.get("additionalProperties").is_some()
-            {
-                return Err("Invalid JSON payload received. Unknown name \"$schema\" / \"additionalProperties\" at 'tools[0].function_declarations[0].parameters'");
+            if let Some(parameters) = &f.parameters {
+                check_schema(parameters)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The schema rules Gemini enforces on function parameters: only the OpenAPI
+/// subset it knows, string enum values, and objects with properties.
+fn check_schema(schema: &Value) -> Result<(), &'static str> {
+    let Some(map) = schema.as_object() else {
+        return Err(
+            "Invalid JSON payload received. Proto field is not repeating, cannot start list.",
+        );
+    };
+    for key in map.keys() {
+        if !matches!(
+            key.as_str(),
+            "type"
+                | "format"
+                | "description"
+                | "nullable"
+                | "enum"
+                | "properties"
+                | "required"
+                | "items"
+                | "minItems"
+                | "maxItems"
+                | "propertyOrdering"
+                | "anyOf"
+                | "minimum"
+                | "maximum"
+        ) {
+            return Err("Invalid JSON payload received. Unknown name in 'tools[0].function_declarations[0].parameters'");
+        }
+    }
+    if map.get("type").and_then(Value::as_str) == Some("object")
+        && map
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_none_or(|p| p.is_empty())
+    {
+        return Err("* GenerateContentRequest.tools[0].function_declarations[0].parameters.properties: should be non-empty for OBJECT type");
+    }
+    if let Some(values) = map.get("enum").and_then(Value::as_array) {
+        if !values.iter().all(Value::is_string) {
+            return Err("Invalid value at 'tools[0].function_declarations[0].parameters.enum' (TYPE_STRING)");
+        }
+    }
+    if let Some(properties) = map.get("properties").and_then(Value::as_object) {
+        for p in properties.values() {
+            check_schema(p)?;
+        }
+    }
+    if let Some(items) = map.get("items") {
+        check_schema(items)?;
     }
     Ok(())
 }

@@ -258,8 +258,10 @@ pub struct Tool {
 pub struct FunctionDeclaration {
     pub name: String,
     pub description: String,
-    /// An OpenAPI 3.0 schema object (the subset Gemini accepts).
-    pub parameters: Value,
+    /// An OpenAPI 3.0 schema object (the subset Gemini accepts). Absent for a
+    /// function without arguments: Gemini refuses an object with no properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
