@@ -28,6 +28,14 @@
 //!    content is replaced by a fixed message before it is queued.
 //!
 //! Message text is never logged; a flag is logged by its id and message number.
+//!
+//! # With a language model
+//!
+//! When the provider is a model, a turn nothing above answered goes through the
+//! `model` submodule: the context within a token budget, the tools the user's
+//! features allow, a holding reply for a slow model, the daily token budget, the
+//! ADHD reply checks with one repair, and the offline engine (with an honest note)
+//! when the model fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -375,7 +383,25 @@ impl Shared {
                 .await?;
         }
         if let Some(text) = reply.text {
-            queue_reply(&self.store, user, &key, to, &text, reply.kind, meta).await?;
+            // A model's reply may run longer when the user asked for detail; the
+            // reply checks held it to that (crate::prompt::check_reply).
+            let segments =
+                if self.provider.is_model() && crate::prompt::asked_for_more(&turn.text()) {
+                    MAX_SEGMENTS * 2
+                } else {
+                    MAX_SEGMENTS
+                };
+            queue_reply_within(
+                &self.store,
+                user,
+                &key,
+                to,
+                &text,
+                reply.kind,
+                meta,
+                segments,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -607,11 +633,26 @@ pub async fn queue_reply(
     kind: OutboundKind,
     meta: CommandMeta,
 ) -> Result<(), StoreError> {
+    queue_reply_within(store, user, key, to, text, kind, meta, MAX_SEGMENTS).await
+}
+
+/// [`queue_reply`] with another segment limit (a reply the user asked to be long).
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_reply_within(
+    store: &Store,
+    user: UserId,
+    key: &DataKey,
+    to: ReplyTo,
+    text: &str,
+    kind: OutboundKind,
+    meta: CommandMeta,
+    max_segments: usize,
+) -> Result<(), StoreError> {
     let text = match kind {
         // A crisis message cut off mid-number would be worse than a longer one; its
         // length is held to CRISIS_MAX_SEGMENTS by the copy's tests.
         OutboundKind::Crisis => text.to_owned(),
-        _ => sms::fit(text, MAX_SEGMENTS),
+        _ => sms::fit(text, max_segments),
     };
     let command = ConversationCommand::QueueReply {
         reply_id: Uuid::new_v5(&to.message_id, b"reply"),

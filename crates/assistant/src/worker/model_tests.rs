@@ -601,3 +601,19 @@ async fn a_reply_breaking_the_rules_is_repaired_once_then_trimmed() {
     assert_eq!(h.model_used().await[0], (800 + 850, 22 + 12));
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_long_answer_goes_out_whole_only_when_asked_for() {
+    let h = harness(settings(), None).await;
+    let long = "First, find last year's return and put it on the table. Then open the tax site and log in, nothing else. After that, write down the three numbers it asks for first. Then stop and text me. That's the whole first session, and it counts as progress. Next time we pick up from those numbers, and you decide when that is.";
+    assert!(sms::segments(long) > MAX_SEGMENTS && sms::segments(long) <= 2 * MAX_SEGMENTS);
+    h.fake.answer(gemini_text(long, 100));
+    h.turn("explain in detail how I start the taxes").await;
+    h.fake.answer(gemini_text(long, 100));
+    h.fake.answer(gemini_text(long, 100));
+    h.turn("ugh taxes, how do I start").await;
+    let queued = h.queued().await;
+    assert_eq!(queued[0], long);
+    assert!(sms::segments(&queued[1]) <= MAX_SEGMENTS, "{}", queued[1]);
+    h.cleanup().await;
+}
