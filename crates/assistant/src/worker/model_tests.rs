@@ -339,7 +339,11 @@ async fn the_context_carries_memories_tasks_and_the_conversation() {
         "earlier messages are history: {contents:?}"
     );
     assert_eq!(
-        contents.last().unwrap()["parts"][0]["text"],
+        contents.last().unwrap()["parts"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["text"],
         "ugh gym later, the locker thing again"
     );
     h.cleanup().await;
@@ -615,5 +619,46 @@ async fn a_long_answer_goes_out_whole_only_when_asked_for() {
     let queued = h.queued().await;
     assert_eq!(queued[0], long);
     assert!(sms::segments(&queued[1]) <= MAX_SEGMENTS, "{}", queued[1]);
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_context_stays_within_its_token_budget() {
+    let h = harness(
+        TurnSettings {
+            context_tokens: 90,
+            ..settings()
+        },
+        None,
+    )
+    .await;
+    h.turn("remember the spare key is under the blue pot by the back door of the garage")
+        .await;
+    for task in [
+        "todo sort the garage shelves",
+        "todo call the dentist about the crown",
+        "todo renew the passport before the trip",
+    ] {
+        h.turn(task).await;
+    }
+    h.fake.answer(gemini_text("Key: under the blue pot.", 50));
+    h.turn("ugh where's the spare key thing").await;
+    let body = h.fake.requests()[0].json().unwrap();
+    let system = body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    let added = &system[crate::prompt::SYSTEM_PROMPT.len()..];
+    assert!(added.contains("## Profile"), "{added}");
+    assert!(
+        !added.contains("renew the passport"),
+        "the task list did not fit: {added}"
+    );
+    let history: usize = body["contents"].as_array().unwrap().len();
+    assert_eq!(history, 1, "no room for earlier messages");
+    let user = "ugh where's the spare key thing";
+    assert!(
+        crate::context::approx_tokens(added) + crate::context::approx_tokens(user) <= 90,
+        "{added}"
+    );
     h.cleanup().await;
 }
