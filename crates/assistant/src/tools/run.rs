@@ -61,6 +61,9 @@ pub struct DeskTools<'a> {
     user_said: String,
     outside: Option<&'a dyn Outside>,
     called: Mutex<Vec<String>>,
+    /// What the tools that worked said, in order: the reply when the model fails
+    /// after changing something.
+    results: Mutex<Vec<String>>,
 }
 
 enum Failure {
@@ -91,12 +94,20 @@ impl<'a> DeskTools<'a> {
             user_said: user_messages.join(" ").to_lowercase(),
             outside,
             called: Mutex::new(Vec::new()),
+            results: Mutex::new(Vec::new()),
         }
     }
 
     /// The tools called so far, in order (refused ones included).
     pub fn called(&self) -> Vec<String> {
         self.called.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// What the last tool that changed or found something said ("Added: …"), if
+    /// any ran: when the model fails mid-turn, this is what the user should hear
+    /// rather than a reply that ignores what was done.
+    pub fn last_result(&self) -> Option<String> {
+        self.results.lock().ok()?.last().cloned()
     }
 
     fn tz(&self) -> chrono_tz::Tz {
@@ -139,6 +150,9 @@ impl<'a> DeskTools<'a> {
             }
             "set_reminder" => {
                 let a: SetReminder = parse(tool, args)?;
+                if a.text.chars().count() > 200 {
+                    return Err(bad(tool, "the text must be at most 200 characters"));
+                }
                 let when = self
                     .reminder_time(&a.when)
                     .ok_or_else(|| bad(tool, "`when` is not a time I can read"))?;
@@ -449,6 +463,14 @@ impl ToolHost for DeskTools<'_> {
             }
         };
         metrics::counter!("sidekick_tool_calls_total", "tool" => spec.name, "ok" => if outcome.ok { "true" } else { "false" }).increment(1);
+        if let (true, Some(said)) = (
+            outcome.ok,
+            outcome.content.get("result").and_then(Value::as_str),
+        ) {
+            if let Ok(mut results) = self.results.lock() {
+                results.push(said.to_string());
+            }
+        }
         outcome
     }
 }

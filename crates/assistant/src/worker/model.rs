@@ -117,7 +117,7 @@ impl Shared {
             }
             Ok(Err(e)) => {
                 tracing::warn!(provider, error = %e, "model failed; offline engine answers");
-                return Ok(self.offline_with_note(turn));
+                return Ok(self.fallback(turn, &tools));
             }
             Err(_) => {
                 tracing::warn!(
@@ -125,7 +125,7 @@ impl Shared {
                     timeout_ms = self.settings.model_timeout.as_millis() as u64,
                     "model timed out; offline engine answers"
                 );
-                return Ok(self.offline_with_note(turn));
+                return Ok(self.fallback(turn, &tools));
             }
         };
         let mut usage = answer.usage;
@@ -147,10 +147,19 @@ impl Shared {
         meta: CommandMeta,
         to: ReplyTo,
     ) -> Result<(), StoreError> {
+        let reply_id = Uuid::new_v5(&to.message_id, b"holding");
+        // A redone turn whose holding reply already went out (and so is no longer
+        // pending, which the aggregate would dedupe) does not send it again.
+        if sidekick_store::sync::message(self.store.pool(), turn.user, reply_id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
         metrics::counter!("sidekick_model_holding_replies_total", "provider" => self.provider.name())
             .increment(1);
         let command = ConversationCommand::QueueReply {
-            reply_id: Uuid::new_v5(&to.message_id, b"holding"),
+            reply_id,
             answers_through: None,
             channel: to.channel,
             segments: 1,
@@ -215,9 +224,15 @@ impl Shared {
         }
     }
 
-    fn offline_with_note(&self, turn: &Turn) -> Reply {
+    /// The reply when the model failed: what its tools already did, if anything
+    /// (the user must hear about a task that was added), else the offline
+    /// engine's answer after an honest note.
+    fn fallback(&self, turn: &Turn, tools: &DeskTools<'_>) -> Reply {
         metrics::counter!("sidekick_assistant_fallbacks_total", "provider" => self.provider.name())
             .increment(1);
+        if let Some(done) = tools.last_result() {
+            return checked(self.provider.name(), reply(done));
+        }
         let mut fallback = OfflineEngine.reply(turn);
         if let Some(text) = &fallback.text {
             fallback.text = Some(format!("{OFFLINE_NOTE} {text}"));

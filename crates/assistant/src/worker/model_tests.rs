@@ -662,3 +662,26 @@ async fn the_context_stays_within_its_token_budget() {
     );
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_model_failing_after_its_tools_ran_reports_what_was_done() {
+    let h = harness(settings(), None).await;
+    h.fake.answer(fixture("gemini/garage_calls.json"));
+    for _ in 0..3 {
+        h.fake.answer_error(503);
+    }
+    h.turn("ugh I have so much to do and the garage is a disaster")
+        .await;
+    let queued = h.queued().await;
+    assert_eq!(queued.len(), 1);
+    assert!(
+        queued[0].starts_with("sort the garage, smaller: 1 "),
+        "{}",
+        queued[0]
+    );
+    assert!(h
+        .task_titles()
+        .await
+        .contains(&"sort the garage".to_string()));
+    h.cleanup().await;
+}

@@ -41,7 +41,8 @@ pub struct FakeLlm {
 struct LlmState {
     dialect: Dialect,
     api_key: String,
-    script: Mutex<VecDeque<Value>>,
+    /// The next answers: a body, or an error status (the provider's error body).
+    script: Mutex<VecDeque<Result<Value, u16>>>,
 }
 
 impl FakeLlm {
@@ -113,7 +114,13 @@ impl FakeLlm {
 
     /// Queues the body of the next successful answer.
     pub fn answer(&self, body: Value) {
-        lock(&self.state.script).push_back(body);
+        lock(&self.state.script).push_back(Ok(body));
+    }
+
+    /// Queues an error answer in the script's order (unlike [`Self::fail_next`],
+    /// which fails the very next requests): "the second call fails".
+    pub fn answer_error(&self, status: u16) {
+        lock(&self.state.script).push_back(Err(status));
     }
 
     /// Answers still queued.
@@ -145,8 +152,23 @@ fn quick_retries() -> RetryPolicy {
 }
 
 impl LlmState {
-    fn next_answer(&self) -> Value {
-        lock(&self.script).pop_front().unwrap_or_else(|| match self.dialect {
+    fn next_answer(&self) -> Response {
+        match lock(&self.script).pop_front() {
+            Some(Ok(body)) => Json(body).into_response(),
+            Some(Err(status)) => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                match self.dialect {
+                    Dialect::Gemini => google_error(status),
+                    Dialect::OpenAi => openai_error(status),
+                }
+            }
+            None => Json(self.default_answer()).into_response(),
+        }
+    }
+
+    fn default_answer(&self) -> Value {
+        match self.dialect {
             Dialect::Gemini => json!({
                 "candidates": [{
                     "content": {"role": "model", "parts": [{"text": "Got it."}]},
@@ -160,7 +182,7 @@ impl LlmState {
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Got it."}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
             }),
-        })
+        }
     }
 }
 
@@ -195,7 +217,7 @@ async fn generate_content(
     if let Err(problem) = check_gemini(&request) {
         return google_status(StatusCode::BAD_REQUEST, problem, "INVALID_ARGUMENT", None);
     }
-    Json(state.next_answer()).into_response()
+    state.next_answer()
 }
 
 /// What Gemini itself refuses: no contents, an unknown role, a part with nothing
@@ -338,7 +360,7 @@ async fn chat_completions(
             );
         }
     }
-    Json(state.next_answer()).into_response()
+    state.next_answer()
 }
 
 fn google_status(status: StatusCode, message: &str, kind: &str, reason: Option<&str>) -> Response {
