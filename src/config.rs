@@ -29,6 +29,15 @@ const KEYS: &[&str] = &[
     "TWILIO_MAX_MPS",
     "SIDEKICK_LLM",
     "SIDEKICK_STUB_LATENCY_MS",
+    "GEMINI_API_KEY",
+    "GEMINI_MODEL",
+    "GEMINI_API_BASE",
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "OPENAI_API_BASE",
+    "SIDEKICK_DAILY_TOKENS",
+    "SIDEKICK_HOLDING_REPLY_MS",
+    "SIDEKICK_MODEL_TIMEOUT_MS",
     "SIDEKICK_LOG_FORMAT",
     "SIDEKICK_SESSION_IDLE_MINUTES",
     "SIDEKICK_SESSION_MAX_DAYS",
@@ -60,6 +69,23 @@ pub struct Config {
     /// With `SIDEKICK_LLM=stub` (load tests only): how long the stub model takes per turn.
     #[serde(deserialize_with = "number_or_text")]
     pub sidekick_stub_latency_ms: u64,
+    /// Gemini (an organisation key for the deployment, not per user).
+    pub gemini_api_key: Option<String>,
+    pub gemini_model: String,
+    pub gemini_api_base: String,
+    /// Any OpenAI-compatible server; the key is optional for local ones (Ollama).
+    pub openai_api_key: Option<String>,
+    pub openai_model: String,
+    pub openai_api_base: String,
+    /// Model tokens per user per local day; 0 means no limit.
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_daily_tokens: u64,
+    /// A model slower than this gets a holding reply first.
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_holding_reply_ms: u64,
+    /// A model slower than this is abandoned for the offline engine.
+    #[serde(deserialize_with = "number_or_text")]
+    pub sidekick_model_timeout_ms: u64,
     pub sidekick_log_format: Option<String>,
     /// A web session idle longer than this ends (minutes; default 7 days).
     #[serde(deserialize_with = "number_or_text")]
@@ -99,6 +125,15 @@ impl Default for Config {
             twilio_max_mps: 1.0,
             sidekick_llm: None,
             sidekick_stub_latency_ms: 0,
+            gemini_api_key: None,
+            gemini_model: sidekick_integrations::llm::gemini::DEFAULT_MODEL.into(),
+            gemini_api_base: sidekick_integrations::llm::gemini::DEFAULT_API_BASE.into(),
+            openai_api_key: None,
+            openai_model: sidekick_integrations::llm::openai::DEFAULT_MODEL.into(),
+            openai_api_base: sidekick_integrations::llm::openai::DEFAULT_API_BASE.into(),
+            sidekick_daily_tokens: 200_000,
+            sidekick_holding_reply_ms: 2_500,
+            sidekick_model_timeout_ms: 10_000,
             sidekick_log_format: None,
             sidekick_session_idle_minutes: 7 * 24 * 60,
             sidekick_session_max_days: 30,
@@ -176,6 +211,14 @@ impl fmt::Debug for Config {
             .field("twilio_auth_token", &redact(&self.twilio_auth_token))
             .field("twilio_api_base", &self.twilio_api_base)
             .field("twilio_max_mps", &self.twilio_max_mps)
+            .field("llm", &self.sidekick_llm)
+            .field("gemini_api_key", &redact(&self.gemini_api_key))
+            .field("gemini_model", &self.gemini_model)
+            .field("gemini_api_base", &self.gemini_api_base)
+            .field("openai_api_key", &redact(&self.openai_api_key))
+            .field("openai_model", &self.openai_model)
+            .field("openai_api_base", &self.openai_api_base)
+            .field("daily_tokens", &self.sidekick_daily_tokens)
             .finish()
     }
 }
@@ -228,6 +271,14 @@ impl Config {
         if !(1..=1024).contains(&self.sidekick_partitions) {
             bail!("SIDEKICK_PARTITIONS must be between 1 and 1024");
         }
+        if let Some(llm) = &self.sidekick_llm {
+            if !matches!(llm.as_str(), "offline" | "gemini" | "openai" | "stub") {
+                bail!("SIDEKICK_LLM must be offline, gemini or openai, not {llm:?}");
+            }
+        }
+        if self.sidekick_model_timeout_ms == 0 {
+            bail!("SIDEKICK_MODEL_TIMEOUT_MS must be more than 0");
+        }
         if self.twilio_max_mps < 0.0 {
             bail!("TWILIO_MAX_MPS must be 0 (no pacing) or more");
         }
@@ -253,6 +304,15 @@ impl Config {
         auth.codes_per_address.limit = self.sidekick_signin_codes_per_address;
         auth.trust_forwarded_for = self.sidekick_trust_forwarded_for;
         auth
+    }
+    /// Which conversation engine answers (INTERFACE.md): `SIDEKICK_LLM` when set,
+    /// else `gemini` when a Gemini key is set, else `offline`.
+    pub fn llm(&self) -> &str {
+        match self.sidekick_llm.as_deref() {
+            Some(llm) => llm,
+            None if self.gemini_api_key.is_some() => "gemini",
+            None => "offline",
+        }
     }
 
     pub fn public_url(&self) -> String {

@@ -10,11 +10,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sidekick_assistant::engine::ModelProvider;
 use sidekick_assistant::notifier::{Notifier, NotifierSettings, SmsSender};
 use sidekick_assistant::offline::OfflineEngine;
+use sidekick_assistant::providers::{GeminiProvider, OpenAiProvider};
 use sidekick_assistant::scheduler::{Scheduler, SchedulerSettings};
 use sidekick_assistant::stub::StubProvider;
 use sidekick_assistant::worker::{AssistantWorker, TurnSettings};
 use sidekick_bus::{topology, Bus, Namespace};
 use sidekick_domain::EventEnvelope;
+use sidekick_integrations::llm::gemini::GeminiConfig;
+use sidekick_integrations::llm::openai::OpenAiConfig;
 use sidekick_integrations::oauth::OAuthApps;
 use sidekick_integrations::twilio::{Sender, TwilioClient, TwilioConfig};
 use sidekick_projector::worker::ProjectorWorker;
@@ -28,6 +31,59 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{redact_url, Config};
 use crate::Role;
+
+/// The conversation engine `SIDEKICK_LLM` names. A model that cannot be built
+/// (no key, a bad base URL) degrades to the offline engine with a warning: the
+/// core works without any model.
+fn model_provider(config: &Config) -> Arc<dyn ModelProvider> {
+    let built: Result<Arc<dyn ModelProvider>, String> = match config.llm() {
+        // Load tests only (`sidekick bench --model-latency`): a fixed delay, then
+        // the offline engine's answer.
+        "stub" => {
+            let latency = Duration::from_millis(config.sidekick_stub_latency_ms);
+            tracing::warn!(
+                ?latency,
+                "SIDEKICK_LLM=stub: a benchmark stand-in answers, not a model"
+            );
+            Ok(Arc::new(StubProvider::new(latency)))
+        }
+        "gemini" => match &config.gemini_api_key {
+            Some(key) => GeminiProvider::new(GeminiConfig {
+                model: config.gemini_model.clone(),
+                api_base: config.gemini_api_base.clone(),
+                ..GeminiConfig::new(key.clone())
+            })
+            .map(|p| Arc::new(p) as Arc<dyn ModelProvider>)
+            .map_err(|e| e.to_string()),
+            None => Err("SIDEKICK_LLM=gemini needs GEMINI_API_KEY".into()),
+        },
+        "openai" => {
+            let local = !config.openai_api_base.contains("api.openai.com");
+            if config.openai_api_key.is_none() && !local {
+                Err("SIDEKICK_LLM=openai needs OPENAI_API_KEY, or OPENAI_API_BASE for a local server".into())
+            } else {
+                OpenAiProvider::new(OpenAiConfig {
+                    model: config.openai_model.clone(),
+                    api_base: config.openai_api_base.clone(),
+                    ..OpenAiConfig::new(config.openai_api_key.clone())
+                })
+                .map(|p| Arc::new(p) as Arc<dyn ModelProvider>)
+                .map_err(|e| e.to_string())
+            }
+        }
+        _ => Ok(Arc::new(OfflineEngine)),
+    };
+    match built {
+        Ok(provider) => {
+            tracing::info!(engine = provider.name(), "conversation engine");
+            provider
+        }
+        Err(why) => {
+            tracing::warn!(%why, "the model is not available; the offline engine answers");
+            Arc::new(OfflineEngine)
+        }
+    }
+}
 
 pub async fn connect_db(config: &Config) -> Result<PgPool> {
     let pool = db::connect(
@@ -255,34 +311,26 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
         });
     }
     if roles.contains(&Role::Assistant) {
-        let provider: Arc<dyn ModelProvider> = match config.sidekick_llm.as_deref() {
-            // Load tests only (`sidekick bench --model-latency`): a fixed delay, then
-            // the offline engine's answer.
-            Some("stub") => {
-                let latency = Duration::from_millis(config.sidekick_stub_latency_ms);
-                tracing::warn!(
-                    ?latency,
-                    "SIDEKICK_LLM=stub: a benchmark stand-in answers, not a model"
-                );
-                Arc::new(StubProvider::new(latency))
-            }
-            Some(llm) if llm != "offline" => {
-                tracing::warn!(
-                    llm,
-                    "model providers are not built yet; the offline engine answers"
-                );
-                Arc::new(OfflineEngine)
-            }
-            _ => Arc::new(OfflineEngine),
-        };
+        let provider = model_provider(&config);
+        let calendar = calendar_access(&store, &oauth_apps, &config)?;
+        // The model's tools reach what each user connected, through the vault.
+        let outside: Arc<dyn sidekick_assistant::tools::Outside> =
+            Arc::new(sidekick_assistant::outside::Connected {
+                store: store.clone(),
+                graph: calendar.clone(),
+            });
         let settings = TurnSettings {
             support_url: Some(config.public_url()),
             public_url: Some(config.public_url()),
             oauth: oauth_apps.clone(),
-            calendar: calendar_access(&store, &oauth_apps, &config)?,
+            calendar,
+            daily_tokens: config.sidekick_daily_tokens,
+            holding_after: Duration::from_millis(config.sidekick_holding_reply_ms),
+            model_timeout: Duration::from_millis(config.sidekick_model_timeout_ms),
             ..TurnSettings::default()
         };
-        let worker = AssistantWorker::new(store.clone(), provider, settings);
+        let worker =
+            AssistantWorker::with_outside(store.clone(), provider, settings, Some(outside));
         let (bus, stop) = (bus.clone(), shutdown.clone());
         tasks.spawn(async move {
             sidekick_bus::worker::run(bus, "assistant", worker.clone(), stop).await?;

@@ -3,6 +3,10 @@
 //! # Layout
 //! - [`engine`]: the model-provider port ([`engine::ModelProvider`]): a turn in, a reply
 //!   and actions out. Providers never write anything themselves.
+//! - [`providers`]: the language models — Gemini and any OpenAI-compatible server —
+//!   with a multi-step tool loop; [`tools`]: what they may call, generated schemas
+//!   and the gate; [`context`]: what they are told, within a token budget;
+//!   [`prompt`]: the versioned ADHD rules and the checks on every reply.
 //! - [`offline`]: the deterministic offline engine, the first provider and the fallback.
 //! - [`copy`]: every fixed message Sidekick sends, in one place, written for ADHD.md.
 //! - [`worker`]: the assistant role: per-user lanes, debouncing bursts into one turn,
@@ -20,13 +24,18 @@
 //! through commands on the user's aggregates (`sidekick-store`).
 
 pub mod calendar;
+pub mod context;
 pub mod copy;
 pub mod engine;
 pub mod features;
 pub mod notifier;
 pub mod offline;
+pub mod outside;
 pub mod planning;
+pub mod prompt;
+pub mod providers;
 pub mod scheduler;
 pub mod stub;
 pub mod tokens;
+pub mod tools;
 pub mod worker;

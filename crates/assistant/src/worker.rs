@@ -28,6 +28,14 @@
 //!    content is replaced by a fixed message before it is queued.
 //!
 //! Message text is never logged; a flag is logged by its id and message number.
+//!
+//! # With a language model
+//!
+//! When the provider is a model, a turn nothing above answered goes through the
+//! `model` submodule: the context within a token budget, the tools the user's
+//! features allow, a holding reply for a slow model, the daily token budget, the
+//! ADHD reply checks with one repair, and the offline engine (with an honest note)
+//! when the model fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,6 +63,9 @@ use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::offline::{self, OfflineEngine};
 use crate::planning::Desk;
+use crate::tools::{Outside, Registry};
+
+mod model;
 
 /// Replies are at most this many SMS segments (the crisis message excepted, see
 /// [`copy::CRISIS_MAX_SEGMENTS`]).
@@ -70,6 +81,14 @@ pub struct TurnSettings {
     pub idle: Duration,
     /// A provider taking longer than this is abandoned for the offline engine.
     pub model_timeout: Duration,
+    /// A language model slower than this gets a brief holding reply queued
+    /// ("On it, one moment."); the full answer follows when it comes.
+    pub holding_after: Duration,
+    /// Model tokens (input + output) one user may use per local day; 0 means no
+    /// limit. Past it, turns are answered without the model, kindly.
+    pub daily_tokens: u64,
+    /// What a turn's context may add to the prompt, in approximate tokens.
+    pub context_tokens: usize,
     /// The support contact HELP names (carrier rules): the deployment's public URL.
     /// Without it, HELP says to reply HELP.
     pub support_url: Option<String>,
@@ -89,6 +108,9 @@ impl Default for TurnSettings {
             max_wait: Duration::from_secs(6),
             idle: Duration::from_secs(60),
             model_timeout: Duration::from_secs(10),
+            holding_after: Duration::from_millis(2_500),
+            daily_tokens: 200_000,
+            context_tokens: crate::context::CONTEXT_TOKENS,
             support_url: None,
             public_url: None,
             oauth: OAuthApps::default(),
@@ -120,6 +142,11 @@ struct Shared {
     store: Store,
     provider: Arc<dyn ModelProvider>,
     settings: TurnSettings,
+    /// The tools a language model may be offered.
+    registry: Registry,
+    /// The user's connected integrations, for integration tools; `None` until the
+    /// OAuth token store is wired in (core tools only).
+    outside: Option<Arc<dyn Outside>>,
     lanes: Mutex<HashMap<UserId, mpsc::UnboundedSender<Inbound>>>,
     /// Deliveries taken but not yet settled, by event id: handed back on shutdown.
     in_flight: Mutex<HashMap<Uuid, Delivery>>,
@@ -135,11 +162,23 @@ impl AssistantWorker {
         provider: Arc<dyn ModelProvider>,
         settings: TurnSettings,
     ) -> Arc<Self> {
+        Self::with_outside(store, provider, settings, None)
+    }
+
+    /// With the user's connected integrations, which integration tools use.
+    pub fn with_outside(
+        store: Store,
+        provider: Arc<dyn ModelProvider>,
+        settings: TurnSettings,
+        outside: Option<Arc<dyn Outside>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             shared: Arc::new(Shared {
                 store,
                 provider,
                 settings,
+                registry: Registry::new(),
+                outside,
                 lanes: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
             }),
@@ -346,6 +385,11 @@ impl Shared {
                 Some(fixed) => fixed,
                 None => match self.plan(&turn, &account, &key, meta).await? {
                     Some(planned) => planned,
+                    None if self.provider.is_model() => {
+                        let first_new = fresh.first().map_or(last.number, |m| m.number);
+                        self.converse(&turn, &account, &key, meta, to, first_new)
+                            .await?
+                    }
                     None => checked(self.provider.name(), self.respond(&turn).await),
                 },
             },
@@ -356,7 +400,25 @@ impl Shared {
                 .await?;
         }
         if let Some(text) = reply.text {
-            queue_reply(&self.store, user, &key, to, &text, reply.kind, meta).await?;
+            // A model's reply may run longer when the user asked for detail; the
+            // reply checks held it to that (crate::prompt::check_reply).
+            let segments =
+                if self.provider.is_model() && crate::prompt::asked_for_more(&turn.text()) {
+                    MAX_SEGMENTS * 2
+                } else {
+                    MAX_SEGMENTS
+                };
+            queue_reply_within(
+                &self.store,
+                user,
+                &key,
+                to,
+                &text,
+                reply.kind,
+                meta,
+                segments,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -548,12 +610,7 @@ impl Shared {
         let text = match query {
             ServiceQuery::TodaysMeetings => {
                 calendar
-                    .todays_meetings(
-                        &self.store,
-                        turn.user,
-                        account.timezone,
-                        chrono::Utc::now(),
-                    )
+                    .todays_meetings(&self.store, turn.user, account.timezone, chrono::Utc::now())
                     .await?
             }
         };
@@ -632,6 +689,7 @@ fn action_command(action: &Action, key: &DataKey) -> AccountCommand {
 }
 
 /// What a reply answers.
+#[derive(Debug, Clone, Copy)]
 pub struct ReplyTo {
     pub message_id: Uuid,
     pub number: u64,
@@ -650,11 +708,26 @@ pub async fn queue_reply(
     kind: OutboundKind,
     meta: CommandMeta,
 ) -> Result<(), StoreError> {
+    queue_reply_within(store, user, key, to, text, kind, meta, MAX_SEGMENTS).await
+}
+
+/// [`queue_reply`] with another segment limit (a reply the user asked to be long).
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_reply_within(
+    store: &Store,
+    user: UserId,
+    key: &DataKey,
+    to: ReplyTo,
+    text: &str,
+    kind: OutboundKind,
+    meta: CommandMeta,
+    max_segments: usize,
+) -> Result<(), StoreError> {
     let text = match kind {
         // A crisis message cut off mid-number would be worse than a longer one; its
         // length is held to CRISIS_MAX_SEGMENTS by the copy's tests.
         OutboundKind::Crisis => text.to_owned(),
-        _ => sms::fit(text, MAX_SEGMENTS),
+        _ => sms::fit(text, max_segments),
     };
     let command = ConversationCommand::QueueReply {
         reply_id: Uuid::new_v5(&to.message_id, b"reply"),
@@ -755,6 +828,9 @@ impl AssistantWorker {
 }
 
 #[cfg(test)]
+mod model_tests;
+
+#[cfg(test)]
 mod tests {
     //! Turns run directly against a real event store (no bus): what the safety
     //! screens decide, and that no provider sees what it must not.
@@ -822,6 +898,8 @@ mod tests {
             store,
             provider: provider.clone(),
             settings,
+            registry: Registry::new(),
+            outside: None,
             lanes: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
         };

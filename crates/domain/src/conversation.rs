@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use schemars::JsonSchema;
@@ -226,6 +226,17 @@ pub enum ConversationCommand {
         error_code: Option<i64>,
         at: DateTime<Utc>,
     },
+    /// What a language model cost for the turn answering messages up to
+    /// `answers_through` (counts only, never text). Recorded once per turn.
+    RecordModelUse {
+        answers_through: u64,
+        provider: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        /// The user's local date, which the daily token budget counts by.
+        day: NaiveDate,
+        at: DateTime<Utc>,
+    },
     /// Asks `question` in reply to message `after_message`; it replaces any question
     /// still open. Asking the same `question_id` again changes nothing.
     AskQuestion {
@@ -277,6 +288,14 @@ pub enum ConversationEvent {
         error_code: Option<i64>,
         at: DateTime<Utc>,
     },
+    ModelUsed {
+        answers_through: u64,
+        provider: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        day: NaiveDate,
+        at: DateTime<Utc>,
+    },
     /// The next message (number `after_message + 1`) may answer it until `expires_at`.
     QuestionAsked {
         question_id: Uuid,
@@ -297,6 +316,7 @@ impl DomainEvent for ConversationEvent {
             Self::ReplyFailed { .. } => "ReplyFailed",
             Self::DeliveryStatusRecorded { .. } => "DeliveryStatusRecorded",
             Self::QuestionAsked { .. } => "QuestionAsked",
+            Self::ModelUsed { .. } => "ModelUsed",
         }
         .to_string()
     }
@@ -340,6 +360,12 @@ pub struct Conversation {
     /// The last question asked; one at a time, so state stays bounded.
     #[serde(default)]
     question: Option<OpenQuestion>,
+    /// Model tokens used on the latest day any were, for the daily budget.
+    #[serde(default)]
+    model_tokens: Option<(NaiveDate, u64)>,
+    /// The last turn whose model use was recorded (a redone turn records nothing).
+    #[serde(default)]
+    model_use_through: u64,
 }
 
 impl Conversation {
@@ -350,6 +376,14 @@ impl Conversation {
         self.question
             .as_ref()
             .filter(|q| q.after_message + 1 == message && now < q.expires_at)
+    }
+
+    /// Model tokens (input and output) used on the user's local `day`.
+    pub fn model_tokens_on(&self, day: NaiveDate) -> u64 {
+        match self.model_tokens {
+            Some((d, n)) if d == day => n,
+            _ => 0,
+        }
     }
 }
 
@@ -502,6 +536,29 @@ impl Aggregate for Conversation {
                     .await;
                 }
             }
+            C::RecordModelUse {
+                answers_through,
+                provider,
+                input_tokens,
+                output_tokens,
+                day,
+                at,
+            } => {
+                if answers_through > self.model_use_through {
+                    sink.write(
+                        E::ModelUsed {
+                            answers_through,
+                            provider,
+                            input_tokens,
+                            output_tokens,
+                            day,
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
         }
         Ok(())
     }
@@ -544,6 +601,21 @@ impl Aggregate for Conversation {
                     self.recent_statuses.pop_front();
                 }
                 self.recent_statuses.push_back((reply_id, status));
+            }
+            E::ModelUsed {
+                answers_through,
+                input_tokens,
+                output_tokens,
+                day,
+                ..
+            } => {
+                self.model_use_through = self.model_use_through.max(answers_through);
+                let used = input_tokens.saturating_add(output_tokens);
+                self.model_tokens = Some(match self.model_tokens {
+                    Some((d, n)) if d == day => (d, n.saturating_add(used)),
+                    Some((d, n)) if d > day => (d, n),
+                    _ => (day, used),
+                });
             }
             E::QuestionAsked {
                 question_id,

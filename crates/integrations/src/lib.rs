@@ -13,6 +13,8 @@
 //! - [`transcript`]: the caption track of a public video, cleaned to plain text,
 //!   without OAuth.
 //! - [`duckduckgo`]: web search through DuckDuckGo's HTML endpoint, politely paced.
+//! - [`llm`]: language models — Gemini `generateContent` and OpenAI-compatible chat
+//!   completions, with a fake server that speaks both.
 //! - [`oauth`]: each provider's OAuth endpoints, scopes per feature and quirks;
 //!   PKCE; the [`AccessToken`] type the clients take.
 //!
@@ -47,6 +49,7 @@
 
 pub mod duckduckgo;
 pub mod graph;
+pub mod llm;
 pub mod loopback;
 pub(crate) mod markup;
 pub mod notion;

@@ -323,6 +323,8 @@ async fn conversation(
         // A pending question is the assistant's state; the reply asking it is the
         // message the timeline shows.
         C::QuestionAsked { .. } => return Ok(Vec::new()),
+        // Token counts are for the budget and metrics, not the timeline.
+        C::ModelUsed { .. } => return Ok(Vec::new()),
     };
     Ok(vec![UiChange {
         resource: "conversation",

@@ -82,13 +82,9 @@ impl TestApp {
         let store = Store::new(db.pool.clone(), MasterKey::generate());
         let mut settings = AuthSettings::for_public_url("http://127.0.0.1");
         configure(&mut settings);
-        Self::start(
-            Some(db),
-            store,
-            SignupMode::Open,
-            Some(settings),
-            |_| OAuthApps::default(),
-        )
+        Self::start(Some(db), store, SignupMode::Open, Some(settings), |_| {
+            OAuthApps::default()
+        })
         .await
     }
 
