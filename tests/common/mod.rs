@@ -48,6 +48,15 @@ pub fn free_port() -> u16 {
 impl App {
     /// Starts `sidekick serve`; `label` names its database, stream and log file.
     pub async fn start(twilio: &FakeTwilio, label: &str) -> App {
+        Self::start_with_env(twilio, label, &[]).await
+    }
+
+    /// [`App::start`] with more environment variables (OAuth apps pointed at fakes).
+    pub async fn start_with_env(
+        twilio: &FakeTwilio,
+        label: &str,
+        extra: &[(String, String)],
+    ) -> App {
         let id = Uuid::new_v4().simple().to_string();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -74,6 +83,7 @@ impl App {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(extra.iter().cloned())
         .collect();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-{id}.log"));
         let file = std::fs::File::create(&log).unwrap();

@@ -548,12 +548,7 @@ impl Shared {
         let text = match query {
             ServiceQuery::TodaysMeetings => {
                 calendar
-                    .todays_meetings(
-                        &self.store,
-                        turn.user,
-                        account.timezone,
-                        chrono::Utc::now(),
-                    )
+                    .todays_meetings(&self.store, turn.user, account.timezone, chrono::Utc::now())
                     .await?
             }
         };
