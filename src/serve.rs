@@ -264,7 +264,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             support_url: Some(config.public_url()),
             public_url: Some(config.public_url()),
             oauth: oauth_apps.clone(),
-            calendar: calendar_access(&store, &oauth_apps, &config)?,
+            microsoft: microsoft_access(&store, &oauth_apps, &config)?,
             ..TurnSettings::default()
         };
         let worker = AssistantWorker::new(store.clone(), provider, settings);
@@ -337,11 +337,11 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
 
 /// What "today's meetings" needs, when a Microsoft app is configured: tokens
 /// (refreshed as needed) and a Graph client (`MICROSOFT_API_BASE` overrides).
-fn calendar_access(
+fn microsoft_access(
     store: &Store,
     apps: &OAuthApps,
     config: &Config,
-) -> Result<Option<sidekick_assistant::calendar::CalendarAccess>> {
+) -> Result<Option<sidekick_assistant::microsoft::MicrosoftAccess>> {
     use sidekick_integrations::graph::{GraphClient, GraphConfig, API_BASE_ENV};
     use sidekick_integrations::oauth::Provider;
     if apps.get(Provider::Microsoft).is_none() {
@@ -354,7 +354,7 @@ fn calendar_access(
     {
         graph = graph.with_api_base(base);
     }
-    Ok(Some(sidekick_assistant::calendar::CalendarAccess {
+    Ok(Some(sidekick_assistant::microsoft::MicrosoftAccess {
         tokens: sidekick_assistant::tokens::TokenManager::new(store.clone(), apps.clone()),
         graph: GraphClient::new(graph).context("Microsoft Graph settings")?,
         public_url: config.public_url(),
