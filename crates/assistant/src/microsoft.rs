@@ -135,7 +135,7 @@ pub fn triage(mail: &[MailSummary]) -> String {
         return "No important unread email. Nice.".into();
     }
     let mut sorted: Vec<&MailSummary> = mail.iter().collect();
-    sorted.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    sorted.sort_by_key(|m| std::cmp::Reverse(m.received_at));
     let listed: Vec<String> = sorted
         .iter()
         .take(MAX_LISTED)
