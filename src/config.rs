@@ -30,6 +30,12 @@ const KEYS: &[&str] = &[
     "SIDEKICK_LLM",
     "SIDEKICK_STUB_LATENCY_MS",
     "SIDEKICK_LOG_FORMAT",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
+    "MICROSOFT_CLIENT_ID",
+    "MICROSOFT_CLIENT_SECRET",
+    "NOTION_CLIENT_ID",
+    "NOTION_CLIENT_SECRET",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -56,6 +62,13 @@ pub struct Config {
     #[serde(deserialize_with = "number_or_text")]
     pub sidekick_stub_latency_ms: u64,
     pub sidekick_log_format: Option<String>,
+    /// OAuth apps: a provider without a client id is shown as unavailable.
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<String>,
+    pub microsoft_client_id: Option<String>,
+    pub microsoft_client_secret: Option<String>,
+    pub notion_client_id: Option<String>,
+    pub notion_client_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -79,6 +92,12 @@ impl Default for Config {
             sidekick_llm: None,
             sidekick_stub_latency_ms: 0,
             sidekick_log_format: None,
+            google_client_id: None,
+            google_client_secret: None,
+            microsoft_client_id: None,
+            microsoft_client_secret: None,
+            notion_client_id: None,
+            notion_client_secret: None,
         }
     }
 }
@@ -127,6 +146,15 @@ impl fmt::Debug for Config {
             .field("twilio_auth_token", &redact(&self.twilio_auth_token))
             .field("twilio_api_base", &self.twilio_api_base)
             .field("twilio_max_mps", &self.twilio_max_mps)
+            .field("google_client_id", &self.google_client_id)
+            .field("google_client_secret", &redact(&self.google_client_secret))
+            .field("microsoft_client_id", &self.microsoft_client_id)
+            .field(
+                "microsoft_client_secret",
+                &redact(&self.microsoft_client_secret),
+            )
+            .field("notion_client_id", &self.notion_client_id)
+            .field("notion_client_secret", &redact(&self.notion_client_secret))
             .finish()
     }
 }
@@ -184,6 +212,23 @@ impl Config {
         }
         sidekick_bus::Namespace::parse(&self.sidekick_namespace).map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// An OAuth setting by its variable name: client ids and secrets from the
+    /// configuration (environment or `sidekick.toml`), endpoint overrides
+    /// (`<PROVIDER>_AUTH_URL`, `_TOKEN_URL`, `_REVOKE_URL`: test knobs) from the
+    /// environment.
+    pub fn oauth_setting(&self, key: &str) -> Option<String> {
+        let field = match key {
+            "GOOGLE_CLIENT_ID" => &self.google_client_id,
+            "GOOGLE_CLIENT_SECRET" => &self.google_client_secret,
+            "MICROSOFT_CLIENT_ID" => &self.microsoft_client_id,
+            "MICROSOFT_CLIENT_SECRET" => &self.microsoft_client_secret,
+            "NOTION_CLIENT_ID" => &self.notion_client_id,
+            "NOTION_CLIENT_SECRET" => &self.notion_client_secret,
+            _ => return std::env::var(key).ok(),
+        };
+        field.clone()
     }
 
     pub fn public_url(&self) -> String {
@@ -276,8 +321,23 @@ mod tests {
         );
         let c = Config {
             twilio_auth_token: Some("tok123".into()),
+            microsoft_client_secret: Some("ms-secret-1".into()),
             ..Config::default()
         };
         assert!(!format!("{c:?}").contains("tok123"));
+        assert!(!format!("{c:?}").contains("ms-secret-1"));
+    }
+
+    #[test]
+    fn oauth_client_settings_come_from_the_configuration() {
+        let c = Config {
+            notion_client_id: Some("notion-app".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.oauth_setting("NOTION_CLIENT_ID").as_deref(),
+            Some("notion-app")
+        );
+        assert_eq!(c.oauth_setting("GOOGLE_CLIENT_ID"), None);
     }
 }

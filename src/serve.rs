@@ -167,9 +167,9 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     let bus = connect_bus(&config).await?;
     let store = Store::new(pool.clone(), config.master_key()?);
     let (auth_token, dev_token) = config.twilio_auth_token()?;
-    // `<PROVIDER>_CLIENT_ID`/`_SECRET` and the endpoint overrides, read from the
-    // environment like the provider settings they belong to.
-    let oauth_apps = OAuthApps::from_lookup(|key| std::env::var(key).ok(), &config.public_url())
+    // `<PROVIDER>_CLIENT_ID`/`_SECRET` (environment or sidekick.toml) and the
+    // endpoint overrides (environment).
+    let oauth_apps = OAuthApps::from_lookup(|key| config.oauth_setting(key), &config.public_url())
         .context("OAuth settings")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
