@@ -44,6 +44,12 @@ const KEYS: &[&str] = &[
     "SIDEKICK_SIGNIN_CODES_PER_PHONE",
     "SIDEKICK_SIGNIN_CODES_PER_ADDRESS",
     "SIDEKICK_TRUST_FORWARDED_FOR",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
+    "MICROSOFT_CLIENT_ID",
+    "MICROSOFT_CLIENT_SECRET",
+    "NOTION_CLIENT_ID",
+    "NOTION_CLIENT_SECRET",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -103,6 +109,13 @@ pub struct Config {
     /// behind a reverse proxy that sets it (default false).
     #[serde(deserialize_with = "bool_or_text")]
     pub sidekick_trust_forwarded_for: bool,
+    /// OAuth apps: a provider without a client id is shown as unavailable.
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<String>,
+    pub microsoft_client_id: Option<String>,
+    pub microsoft_client_secret: Option<String>,
+    pub notion_client_id: Option<String>,
+    pub notion_client_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -140,6 +153,12 @@ impl Default for Config {
             sidekick_signin_codes_per_phone: 3,
             sidekick_signin_codes_per_address: 20,
             sidekick_trust_forwarded_for: false,
+            google_client_id: None,
+            google_client_secret: None,
+            microsoft_client_id: None,
+            microsoft_client_secret: None,
+            notion_client_id: None,
+            notion_client_secret: None,
         }
     }
 }
@@ -219,6 +238,15 @@ impl fmt::Debug for Config {
             .field("openai_model", &self.openai_model)
             .field("openai_api_base", &self.openai_api_base)
             .field("daily_tokens", &self.sidekick_daily_tokens)
+            .field("google_client_id", &self.google_client_id)
+            .field("google_client_secret", &redact(&self.google_client_secret))
+            .field("microsoft_client_id", &self.microsoft_client_id)
+            .field(
+                "microsoft_client_secret",
+                &redact(&self.microsoft_client_secret),
+            )
+            .field("notion_client_id", &self.notion_client_id)
+            .field("notion_client_secret", &redact(&self.notion_client_secret))
             .finish()
     }
 }
@@ -305,6 +333,7 @@ impl Config {
         auth.trust_forwarded_for = self.sidekick_trust_forwarded_for;
         auth
     }
+
     /// Which conversation engine answers (INTERFACE.md): `SIDEKICK_LLM` when set,
     /// else `gemini` when a Gemini key is set, else `offline`.
     pub fn llm(&self) -> &str {
@@ -313,6 +342,22 @@ impl Config {
             None if self.gemini_api_key.is_some() => "gemini",
             None => "offline",
         }
+    }
+    /// An OAuth setting by its variable name: client ids and secrets from the
+    /// configuration (environment or `sidekick.toml`), endpoint overrides
+    /// (`<PROVIDER>_AUTH_URL`, `_TOKEN_URL`, `_REVOKE_URL`: test knobs) from the
+    /// environment.
+    pub fn oauth_setting(&self, key: &str) -> Option<String> {
+        let field = match key {
+            "GOOGLE_CLIENT_ID" => &self.google_client_id,
+            "GOOGLE_CLIENT_SECRET" => &self.google_client_secret,
+            "MICROSOFT_CLIENT_ID" => &self.microsoft_client_id,
+            "MICROSOFT_CLIENT_SECRET" => &self.microsoft_client_secret,
+            "NOTION_CLIENT_ID" => &self.notion_client_id,
+            "NOTION_CLIENT_SECRET" => &self.notion_client_secret,
+            _ => return std::env::var(key).ok(),
+        };
+        field.clone()
     }
 
     pub fn public_url(&self) -> String {
@@ -405,9 +450,24 @@ mod tests {
         );
         let c = Config {
             twilio_auth_token: Some("tok123".into()),
+            microsoft_client_secret: Some("ms-secret-1".into()),
             ..Config::default()
         };
         assert!(!format!("{c:?}").contains("tok123"));
+        assert!(!format!("{c:?}").contains("ms-secret-1"));
+    }
+
+    #[test]
+    fn oauth_client_settings_come_from_the_configuration() {
+        let c = Config {
+            notion_client_id: Some("notion-app".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.oauth_setting("NOTION_CLIENT_ID").as_deref(),
+            Some("notion-app")
+        );
+        assert_eq!(c.oauth_setting("GOOGLE_CLIENT_ID"), None);
     }
 
     #[test]

@@ -236,9 +236,9 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     let bus = connect_bus(&config).await?;
     let store = Store::new(pool.clone(), config.master_key()?);
     let (auth_token, dev_token) = config.twilio_auth_token()?;
-    // `<PROVIDER>_CLIENT_ID`/`_SECRET` and the endpoint overrides, read from the
-    // environment like the provider settings they belong to.
-    let oauth_apps = OAuthApps::from_lookup(|key| std::env::var(key).ok(), &config.public_url())
+    // `<PROVIDER>_CLIENT_ID`/`_SECRET` (environment or sidekick.toml) and the
+    // endpoint overrides (environment).
+    let oauth_apps = OAuthApps::from_lookup(|key| config.oauth_setting(key), &config.public_url())
         .context("OAuth settings")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
@@ -312,18 +312,18 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     }
     if roles.contains(&Role::Assistant) {
         let provider = model_provider(&config);
-        let calendar = calendar_access(&store, &oauth_apps, &config)?;
+        let microsoft = microsoft_access(&store, &oauth_apps, &config)?;
         // The model's tools reach what each user connected, through the vault.
         let outside: Arc<dyn sidekick_assistant::tools::Outside> =
             Arc::new(sidekick_assistant::outside::Connected {
                 store: store.clone(),
-                graph: calendar.clone(),
+                graph: microsoft.clone(),
             });
         let settings = TurnSettings {
             support_url: Some(config.public_url()),
             public_url: Some(config.public_url()),
             oauth: oauth_apps.clone(),
-            calendar,
+            microsoft,
             daily_tokens: config.sidekick_daily_tokens,
             holding_after: Duration::from_millis(config.sidekick_holding_reply_ms),
             model_timeout: Duration::from_millis(config.sidekick_model_timeout_ms),
@@ -400,11 +400,11 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
 
 /// What "today's meetings" needs, when a Microsoft app is configured: tokens
 /// (refreshed as needed) and a Graph client (`MICROSOFT_API_BASE` overrides).
-fn calendar_access(
+fn microsoft_access(
     store: &Store,
     apps: &OAuthApps,
     config: &Config,
-) -> Result<Option<sidekick_assistant::calendar::CalendarAccess>> {
+) -> Result<Option<sidekick_assistant::microsoft::MicrosoftAccess>> {
     use sidekick_integrations::graph::{GraphClient, GraphConfig, API_BASE_ENV};
     use sidekick_integrations::oauth::Provider;
     if apps.get(Provider::Microsoft).is_none() {
@@ -417,7 +417,7 @@ fn calendar_access(
     {
         graph = graph.with_api_base(base);
     }
-    Ok(Some(sidekick_assistant::calendar::CalendarAccess {
+    Ok(Some(sidekick_assistant::microsoft::MicrosoftAccess {
         tokens: sidekick_assistant::tokens::TokenManager::new(store.clone(), apps.clone()),
         graph: GraphClient::new(graph).context("Microsoft Graph settings")?,
         public_url: config.public_url(),

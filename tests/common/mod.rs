@@ -48,12 +48,25 @@ pub fn free_port() -> u16 {
 impl App {
     /// Starts `sidekick serve`; `label` names its database, stream and log file.
     pub async fn start(twilio: &FakeTwilio, label: &str) -> App {
-        Self::start_with(twilio, label, &[]).await
+        Self::start_with_env(twilio, label, &[]).await
     }
 
     /// Starts `sidekick serve` with `extra` settings on top of the defaults (a
     /// model provider pointed at a fake, say).
     pub async fn start_with(twilio: &FakeTwilio, label: &str, extra: &[(&str, String)]) -> App {
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Self::start_with_env(twilio, label, &extra).await
+    }
+
+    /// [`App::start`] with more environment variables (OAuth apps pointed at fakes).
+    pub async fn start_with_env(
+        twilio: &FakeTwilio,
+        label: &str,
+        extra: &[(String, String)],
+    ) -> App {
         let id = Uuid::new_v4().simple().to_string();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -79,8 +92,8 @@ impl App {
             ("RUST_LOG", "debug,sqlx=warn,async_nats=warn,hyper=info,h2=info,reqwest=info,rustls=info,tower=info".into()),
         ]
         .into_iter()
-        .chain(extra.iter().cloned())
         .map(|(k, v)| (k.to_string(), v))
+        .chain(extra.iter().cloned())
         .collect();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-{id}.log"));
         let file = std::fs::File::create(&log).unwrap();

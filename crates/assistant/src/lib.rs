@@ -17,17 +17,18 @@
 //!   inactivity check-ins become commands (fire, queue a message), at most once each.
 //! - [`tokens`]: access tokens of connected services, refreshed once however many ask,
 //!   and a broken connection reported to the user once.
-//! - [`calendar`]: "today's meetings" from the user's connected Microsoft calendar.
+//! - [`microsoft`]: "today's meetings" and "email triage" from the user's connected
+//!   Microsoft account.
 //! - [`features`]: which features of connected services a user has (the tool gate).
 //!
 //! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
 //! through commands on the user's aggregates (`sidekick-store`).
 
-pub mod calendar;
 pub mod context;
 pub mod copy;
 pub mod engine;
 pub mod features;
+pub mod microsoft;
 pub mod notifier;
 pub mod offline;
 pub mod outside;

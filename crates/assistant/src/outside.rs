@@ -11,8 +11,8 @@ use sidekick_integrations::untrusted::UntrustedText;
 use sidekick_store::Store;
 use uuid::Uuid;
 
-use crate::calendar::CalendarAccess;
 use crate::features::enabled_features;
+use crate::microsoft::MicrosoftAccess;
 use crate::tools::{MailItem, Outside, OutsideError};
 
 /// How many unread important messages a triage reads.
@@ -22,11 +22,11 @@ const MAIL_LIMIT: u8 = 5;
 /// deployment has no Microsoft app: then no Microsoft feature is ever enabled.
 pub struct Connected {
     pub store: Store,
-    pub graph: Option<CalendarAccess>,
+    pub graph: Option<MicrosoftAccess>,
 }
 
 impl Connected {
-    fn graph(&self) -> Result<&CalendarAccess, OutsideError> {
+    fn graph(&self) -> Result<&MicrosoftAccess, OutsideError> {
         self.graph
             .as_ref()
             .ok_or_else(|| OutsideError("Microsoft is not set up on this server".into()))

@@ -58,9 +58,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::calendar::CalendarAccess;
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
+use crate::microsoft::MicrosoftAccess;
 use crate::offline::{self, OfflineEngine};
 use crate::planning::Desk;
 use crate::tools::{Outside, Registry};
@@ -96,9 +96,9 @@ pub struct TurnSettings {
     pub public_url: Option<String>,
     /// The OAuth apps configured here: a service without one cannot be connected.
     pub oauth: OAuthApps,
-    /// Answers "today's meetings" from the user's connected calendar; `None`
-    /// leaves such texts to the planner and the model.
-    pub calendar: Option<CalendarAccess>,
+    /// Answers "today's meetings" and "email triage" from the user's connected
+    /// Microsoft account; `None` leaves such texts to the planner and the model.
+    pub microsoft: Option<MicrosoftAccess>,
 }
 
 impl Default for TurnSettings {
@@ -114,7 +114,7 @@ impl Default for TurnSettings {
             support_url: None,
             public_url: None,
             oauth: OAuthApps::default(),
-            calendar: None,
+            microsoft: None,
         }
     }
 }
@@ -601,15 +601,16 @@ impl Shared {
         turn: &Turn,
         account: &Account,
     ) -> Result<Option<Reply>, StoreError> {
-        let (Some(query), Some(calendar)) = (
+        let (Some(query), Some(microsoft)) = (
             services_command::query(&turn.text()),
-            self.settings.calendar.as_ref(),
+            self.settings.microsoft.as_ref(),
         ) else {
             return Ok(None);
         };
         let text = match query {
+            ServiceQuery::EmailTriage => microsoft.email_triage(&self.store, turn.user).await?,
             ServiceQuery::TodaysMeetings => {
-                calendar
+                microsoft
                     .todays_meetings(&self.store, turn.user, account.timezone, chrono::Utc::now())
                     .await?
             }

@@ -518,9 +518,9 @@ async fn connect_calendar_answers_with_a_short_link_bound_to_the_sender() {
 
 #[tokio::test]
 async fn todays_meetings_come_from_the_connected_calendar_and_only_when_enabled() {
-    use sidekick_assistant::calendar::CalendarAccess;
+    use sidekick_assistant::microsoft::MicrosoftAccess;
     use sidekick_assistant::tokens::TokenManager;
-    use sidekick_integrations::graph::{FakeEvent, FakeGraph, GraphClient};
+    use sidekick_integrations::graph::{FakeEvent, FakeGraph, FakeMail, GraphClient};
     use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
     use sidekick_store::vault::{self, NewTokens, Secret};
 
@@ -538,7 +538,7 @@ async fn todays_meetings_come_from_the_connected_calendar_and_only_when_enabled(
         TurnSettings {
             public_url: Some(public_url.into()),
             oauth: apps.clone(),
-            calendar: Some(CalendarAccess {
+            microsoft: Some(MicrosoftAccess {
                 tokens: TokenManager::new(p.store.clone(), apps),
                 graph: GraphClient::new(graph.config()).unwrap(),
                 public_url: public_url.into(),
@@ -602,6 +602,24 @@ async fn todays_meetings_come_from_the_connected_calendar_and_only_when_enabled(
         .format("%H:%M");
     assert_eq!(replies[2].1, format!("Today: {at} Standup."));
     assert!(!graph.requests().is_empty());
+
+    // Mail was not granted: triage offers the link and reads nothing.
+    let before = graph.requests().len();
+    p.text(user, "email triage").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 4).await;
+    assert!(
+        replies[3].1.starts_with("Connect your email first"),
+        "{replies:?}"
+    );
+    assert_eq!(graph.requests().len(), before);
+    sqlx::query("UPDATE oauth_credentials SET scopes = scopes || '{Mail.ReadWrite}'::text[]")
+        .execute(p.store.pool())
+        .await
+        .unwrap();
+    graph.add_mail(FakeMail::important("Invoice overdue", "Jo", now));
+    p.text(user, "any important emails?").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 5).await;
+    assert_eq!(replies[4].1, "1 email needs you: Jo (Invoice overdue).");
     p.stop().await;
     graph.stop().await;
 }

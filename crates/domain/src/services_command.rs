@@ -91,6 +91,8 @@ pub fn parse(text: &str) -> Option<ConnectRequest> {
 pub enum ServiceQuery {
     /// "calendar", "today's meetings", "what's on my calendar".
     TodaysMeetings,
+    /// "email triage", "any important email?", "inbox".
+    EmailTriage,
 }
 
 /// The service question a text asks, if it is one. Narrow like [`parse`]:
@@ -128,6 +130,16 @@ pub fn query(text: &str) -> Option<ServiceQuery> {
         | ["todays", "meetings"]
         | ["meetings", "today"]
         | ["today", "meetings"] => Some(ServiceQuery::TodaysMeetings),
+        ["email", "triage"]
+        | ["triage", "email"]
+        | ["triage", "emails"]
+        | ["triage", "inbox"]
+        | ["inbox"]
+        | ["email"]
+        | ["emails"]
+        | ["important", "email"]
+        | ["important", "emails"]
+        | ["email", "today"] => Some(ServiceQuery::EmailTriage),
         _ => None,
     }
 }
@@ -149,10 +161,19 @@ mod tests {
             assert_eq!(query(text), Some(ServiceQuery::TodaysMeetings), "{text}");
         }
         for text in [
+            "email triage",
+            "any important emails?",
+            "Inbox",
+            "triage my email",
+        ] {
+            assert_eq!(query(text), Some(ServiceQuery::EmailTriage), "{text}");
+        }
+        for text in [
             "calendar stuff for mum",
             "connect calendar",
             "meeting notes",
             "todo",
+            "email jo about the invoice",
         ] {
             assert_eq!(query(text), None, "{text}");
         }

@@ -158,6 +158,16 @@ async fn a_refused_refresh_token_is_invalid_grant_and_an_outage_is_unavailable()
     assert!(matches!(error, TokenError::Unavailable(_)), "{error:?}");
 
     let (app, _) = endpoint(
+        Provider::Microsoft,
+        503,
+        "application/json",
+        r#"{"error":"temporarily_unavailable","error_description":"AADSTS90033"}"#.into(),
+    )
+    .await;
+    let error = app.refresh("M.C107", &[]).await.unwrap_err();
+    assert!(matches!(error, TokenError::Unavailable(_)), "{error:?}");
+
+    let (app, _) = endpoint(
         Provider::Google,
         401,
         "application/json",

@@ -489,6 +489,28 @@ async fn features_can_be_switched_off_one_by_one() {
     assert_eq!(unknown.status(), 404);
     let all = connections(&app, &token).await;
     assert_eq!(all["microsoft"]["features"][1]["enabled"], false);
+
+    // A connection the provider stopped accepting shows as such, with every
+    // feature off and the way back.
+    let user = app
+        .store
+        .user_by_phone(&common::phone("+15558000007"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(vault::mark_needs_reconnect(&app.store, user, "microsoft")
+        .await
+        .unwrap());
+    assert!(
+        !vault::mark_needs_reconnect(&app.store, user, "microsoft")
+            .await
+            .unwrap(),
+        "once"
+    );
+    let all = connections(&app, &token).await;
+    assert_eq!(all["microsoft"]["status"], "needs_reconnect");
+    assert_eq!(all["microsoft"]["features"][0]["enabled"], false);
+    assert_eq!(all["microsoft"]["connect_url"], "/connect/microsoft");
     app.cleanup().await;
     fake.stop().await;
 }

@@ -346,6 +346,12 @@ fn classify(error: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenErr
             BasicErrorResponseType::InvalidGrant => {
                 TokenError::InvalidGrant(response.error().to_string())
             }
+            // RFC 6749 §4.1.2.1's outage codes, which oauth2 has no variant for.
+            BasicErrorResponseType::Extension(code)
+                if code == "temporarily_unavailable" || code == "server_error" =>
+            {
+                TokenError::Unavailable(code.clone())
+            }
             other => TokenError::Rejected(other.to_string()),
         },
         RequestTokenError::Request(e) => TokenError::Unavailable(e.to_string()),

@@ -1,13 +1,20 @@
-//! "calendar" / "today's meetings" for the offline engine: today's events from
-//! Microsoft Graph, in the user's time zone, when the calendar feature is
-//! enabled — otherwise a kind "connect your calendar first" with a link.
+//! Questions the user's Microsoft account answers, for the offline engine:
 //!
-//! Event subjects come from whoever sent the invitation: they are listed back
-//! to the user (it is their own calendar) but never logged.
+//! - "calendar" / "today's meetings": today's events from Microsoft Graph, in
+//!   the user's time zone, when the calendar feature is enabled;
+//! - "email triage": unread important mail, as one short list, when the mail
+//!   feature is enabled.
+//!
+//! Without the feature (not connected, not granted, switched off, or needing a
+//! reconnect) nothing is fetched: the user gets a kind "connect … first" with a
+//! link. Subjects and senders come from other people: they are listed back to
+//! the user (it is their own account) but never logged.
 
 use chrono::{DateTime, Utc};
 use sidekick_domain::{Timezone, UserId};
-use sidekick_integrations::graph::{CalendarEvent, CalendarWindow, EventTime, GraphClient};
+use sidekick_integrations::graph::{
+    CalendarEvent, CalendarWindow, EventTime, GraphClient, MailSummary,
+};
 use sidekick_integrations::oauth::{Feature, Provider};
 use sidekick_store::{vault, Store, StoreError};
 
@@ -19,14 +26,14 @@ const MAX_LISTED: usize = 3;
 
 /// What answering calendar questions needs: tokens and a Graph client.
 #[derive(Debug, Clone)]
-pub struct CalendarAccess {
+pub struct MicrosoftAccess {
     pub tokens: TokenManager,
     pub graph: GraphClient,
     /// `SIDEKICK_PUBLIC_URL`, for the "connect first" link.
     pub public_url: String,
 }
 
-impl CalendarAccess {
+impl MicrosoftAccess {
     /// The answer to "today's meetings" for `user` at `now`.
     #[tracing::instrument(skip_all, fields(user_id = %user), err)]
     pub async fn todays_meetings(
@@ -40,7 +47,7 @@ impl CalendarAccess {
             .await?
             .contains(&Feature::Calendar)
         {
-            return self.connect_first(store, user).await;
+            return self.connect_first(store, user, Feature::Calendar).await;
         }
         let today = now.with_timezone(&timezone.tz()).date_naive();
         let window = CalendarWindow::day(today, timezone);
@@ -65,21 +72,94 @@ impl CalendarAccess {
         })
     }
 
-    async fn connect_first(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
-        if self.tokens.apps().get(Provider::Microsoft).is_none() {
-            return Ok("I can't read calendars on this server yet.".into());
+    /// The answer to "email triage": who needs the user, at most three, newest first.
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    pub async fn email_triage(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
+        if !enabled_features(store, user)
+            .await?
+            .contains(&Feature::Mail)
+        {
+            return self.connect_first(store, user, Feature::Mail).await;
         }
-        let code =
-            vault::create_link(store.pool(), user, "microsoft", &["calendar".to_string()]).await?;
+        let graph = &self.graph;
+        let outcome = self
+            .tokens
+            .call(user, Provider::Microsoft, |token| async move {
+                graph.unread_important_mail(&token, 10).await
+            })
+            .await;
+        Ok(match outcome {
+            Ok(mail) => triage(&mail),
+            Err(CallError::Token(TokenError::NeedsReconnect(_) | TokenError::NotConnected(_))) => {
+                "Your email needs reconnecting first. Text \"connect email\" when you have a minute.".into()
+            }
+            Err(CallError::Token(TokenError::Store(e))) => return Err(e),
+            Err(error) => {
+                tracing::warn!(%error, "mail unavailable");
+                "I couldn't reach your email just now. Try again in a bit.".into()
+            }
+        })
+    }
+
+    async fn connect_first(
+        &self,
+        store: &Store,
+        user: UserId,
+        feature: Feature,
+    ) -> Result<String, StoreError> {
+        let what = match feature {
+            Feature::Mail => "email",
+            _ => "calendar",
+        };
+        if self.tokens.apps().get(Provider::Microsoft).is_none() {
+            return Ok(format!("I can't read your {what} on this server yet."));
+        }
+        let code = vault::create_link(
+            store.pool(),
+            user,
+            "microsoft",
+            &[feature.name().to_string()],
+        )
+        .await?;
         Ok(format!(
-            "Connect your calendar first and I'll read it for you (link works for 10 minutes): {}/c/{code}",
+            "Connect your {what} first and I'll read it for you (link works for 10 minutes): {}/c/{code}",
             self.public_url.trim_end_matches('/')
         ))
     }
 }
 
+/// "2 emails need you: Jo (Invoice overdue) · HR (Benefits form)." Newest first,
+/// at most [`MAX_LISTED`], all counted.
+pub fn triage(mail: &[MailSummary]) -> String {
+    if mail.is_empty() {
+        return "No important unread email. Nice.".into();
+    }
+    let mut sorted: Vec<&MailSummary> = mail.iter().collect();
+    sorted.sort_by_key(|m| std::cmp::Reverse(m.received_at));
+    let listed: Vec<String> = sorted
+        .iter()
+        .take(MAX_LISTED)
+        .map(|m| {
+            let from = m
+                .from_name
+                .as_ref()
+                .or(m.from_address.as_ref())
+                .map(|f| f.truncated(24).as_str().to_string())
+                .unwrap_or_else(|| "someone".into());
+            format!("{from} ({})", m.subject.truncated(40).as_str())
+        })
+        .collect();
+    let count = mail.len();
+    let noun = if count == 1 {
+        "email needs"
+    } else {
+        "emails need"
+    };
+    format!("{count} {noun} you: {}.", listed.join(" · "))
+}
+
 /// "Today: 09:30 Standup · 14:00 Dentist · 16:00 Call Jo, and 2 more." Events
-/// that ended before `now` are left out; all-day ones come first.
+/// that ended before `now` are left out; the rest keep Graph's start order.
 pub fn describe(events: &[CalendarEvent], timezone: &Timezone, now: DateTime<Utc>) -> String {
     let tz = timezone.tz();
     let upcoming: Vec<String> = events
@@ -156,5 +236,32 @@ mod tests {
             describe(&events[..1], &paris, now),
             "Nothing else on your calendar today."
         );
+    }
+
+    #[test]
+    fn triage_lists_the_newest_three_and_counts_all() {
+        let mail = |from: &str, subject: &str, hour: u32| MailSummary {
+            id: subject.into(),
+            subject: UntrustedText::new(subject),
+            from_name: Some(UntrustedText::new(from)),
+            from_address: None,
+            received_at: Utc.with_ymd_and_hms(2026, 11, 25, hour, 0, 0).unwrap(),
+            preview: UntrustedText::new(""),
+        };
+        let inbox = [
+            mail("Jo", "Invoice overdue", 9),
+            mail("HR", "Benefits form", 11),
+            mail("Sam", "Lunch?", 8),
+            mail("Bank", "Card expiring", 10),
+        ];
+        assert_eq!(
+            triage(&inbox),
+            "4 emails need you: HR (Benefits form) · Bank (Card expiring) · Jo (Invoice overdue)."
+        );
+        assert_eq!(
+            triage(&inbox[..1]),
+            "1 email needs you: Jo (Invoice overdue)."
+        );
+        assert_eq!(triage(&[]), "No important unread email. Nice.");
     }
 }
