@@ -99,7 +99,20 @@ async fn a_small_bench_reports_every_figure_consistently() {
     }
     assert!(number(&r, "machine.cores") >= 1.0);
     assert!(r["machine"]["postgres"].is_string() && r["machine"]["nats_server"].is_string());
-    assert_eq!(r["sse"]["available"], false, "SSE cost must not be faked");
+    // Every simulated user held a live-update stream open; the memory figures add up.
+    let sse = &r["sse"];
+    assert_eq!(sse["available"], true, "{sse}");
+    assert_eq!(sse["asked"], 20, "{sse}");
+    assert_eq!(sse["open"], 20, "every stream should open: {sse}");
+    let (before, open) = (
+        number(&r, "sse.rss_before_mib"),
+        number(&r, "sse.rss_open_mib"),
+    );
+    assert!(before > 0.0 && open > 0.0, "{sse}");
+    assert!(
+        (number(&r, "sse.added_mib") - (open - before).max(0.0)).abs() < 0.01,
+        "{sse}"
+    );
 
     // Percentiles in order everywhere.
     summary_is_consistent("webhook_ack_ms", &r["webhook_ack_ms"]);

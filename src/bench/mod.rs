@@ -20,6 +20,7 @@
 //! - [`baseline`]: PostgreSQL, JetStream and HTTP baselines.
 //! - [`pacer`]: the outbound rate limit, checked at the fake Twilio.
 //! - [`history`], [`replay`], [`generate`]: long histories and read-model rebuilds.
+//! - [`sse`]: what open live-update streams cost the server's memory.
 //! - [`machine`]: the machine, and CPU/memory of the processes from `/proc`.
 //! - [`stats`], [`report`]: percentiles, the table, `latest.json`, the SVG plot.
 
@@ -33,6 +34,7 @@ mod pacer;
 mod replay;
 mod report;
 mod server;
+mod sse;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -53,7 +55,7 @@ use crate::config::Config;
 use crate::UsageError;
 use load::{LoadOutcome, LoadPlan, Progress, ReplyRouter, Target};
 use machine::{CpuMark, CpuUse, Machine};
-use report::{Baseline, Counts, Memory, Report, RunConfig, TimelinePoint, Unavailable};
+use report::{Baseline, Counts, Measured, Memory, Report, RunConfig, TimelinePoint, Unavailable};
 use server::{Resources, Server, ServerOptions};
 use stats::{ratio, round3, Summary};
 
@@ -387,6 +389,8 @@ struct LoadPhase {
     samples: Vec<ResourceSample>,
     consents: u64,
     server_metrics: BTreeMap<String, f64>,
+    /// What open live-update streams cost (measured after the load, same server).
+    sse: Measured<sse::SseResult>,
 }
 
 /// The server's footprint at one moment of the load.
@@ -571,6 +575,7 @@ async fn drive(
         },
         window.as_secs_f64()
     );
+    let plan_phones = phones.clone();
     let plan = LoadPlan {
         phones,
         rate: args.rate,
@@ -600,6 +605,21 @@ async fn drive(
     let samples = sampler.await.unwrap_or_default();
     let lag = collector.finish(&pool, outcome.started_utc).await?;
     let server_metrics = scrape_metrics(&d.base_url).await;
+    let sse = match (d.pid, d.twilio.is_some()) {
+        (Some(pid), true) => {
+            let n = args.users.min(SSE_CONNECTIONS);
+            eprintln!("bench: holding {n} live-update streams open");
+            Measured::Yes(
+                sse::measure(&pool, &d.base_url, pid, &plan_phones[..n])
+                    .await
+                    .context("SSE phase")?,
+            )
+        }
+        _ => Measured::No(Unavailable {
+            available: false,
+            reason: "against a given URL the server's memory is not this process's to read",
+        }),
+    };
     pool.close().await;
     let sampled_max = samples
         .iter()
@@ -618,9 +638,13 @@ async fn drive(
         samples,
         consents,
         server_metrics,
+        sse,
         outcome,
     })
 }
+
+/// Live-update streams held open by the SSE phase (at most one per user).
+const SSE_CONNECTIONS: usize = 1000;
 
 /// Once a second: the server's memory and CPU, and the progress bar's message.
 fn spawn_sampler(
@@ -874,6 +898,7 @@ fn assemble(
         load.awaited_replies,
         b,
         pacer.as_ref(),
+        &load.sse,
     );
     let errors_total = errors.values().sum();
     Report {
@@ -913,11 +938,7 @@ fn assemble(
         cpu: load.cpu,
         errors,
         errors_total,
-        sse: Unavailable {
-            available: false,
-            reason:
-                "not available yet: the dashboard's SSE endpoint (GET /api/events) is not built",
-        },
+        sse: load.sse.clone(),
         pacer,
         history,
         replay,
@@ -939,6 +960,7 @@ fn targets(
     awaited: bool,
     b: &Baseline,
     pacer: Option<&pacer::PacerResult>,
+    sse: &Measured<sse::SseResult>,
 ) -> Vec<report::Target> {
     let ratio_of = |k: &str| ratios.get(k).copied().flatten();
     let rate = if args.rate > 0.0 {
@@ -1031,11 +1053,23 @@ fn targets(
             .unwrap_or_else(|| "not measured".into()),
         met: memory.peak.map(|p| p <= 150.0),
     });
-    t.push(report::Target {
-        figure: "1,000 SSE connections",
-        target: "≤ 50 MiB more".into(),
-        value: "not available yet (no SSE endpoint)".into(),
-        met: None,
+    t.push(match sse {
+        Measured::Yes(s) => report::Target {
+            figure: "1,000 SSE connections",
+            target: "≤ 50 MiB more".into(),
+            value: format!(
+                "{} open: +{:.1} MiB ({:.0} KiB each)",
+                s.open, s.added_mib, s.per_connection_kib
+            ),
+            // Scaled to 1,000 when fewer users were simulated.
+            met: (s.open > 0).then(|| s.per_connection_kib * 1000.0 / 1024.0 <= 50.0),
+        },
+        Measured::No(u) => report::Target {
+            figure: "1,000 SSE connections",
+            target: "≤ 50 MiB more".into(),
+            value: format!("not measured: {}", u.reason),
+            met: None,
+        },
     });
     if let Some(p) = pacer {
         t.push(report::Target {

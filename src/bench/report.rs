@@ -85,6 +85,14 @@ pub struct Unavailable {
     pub reason: &'static str,
 }
 
+/// A figure that was measured, or why it was not.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Measured<T> {
+    Yes(T),
+    No(Unavailable),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub figure: &'static str,
@@ -140,7 +148,7 @@ pub struct Report {
     pub cpu: CpuUse,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
-    pub sse: Unavailable,
+    pub sse: Measured<super::sse::SseResult>,
     pub pacer: Option<PacerResult>,
     pub history: Option<HistoryResult>,
     pub replay: Option<ReplayResult>,
@@ -324,13 +332,26 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "{} sent, {} acked, {} replied, {} errors {:?}; SSE cost: not available yet",
+            "{} sent, {} acked, {} replied, {} errors {:?}",
             self.counts.sent,
             self.counts.acked,
             self.counts.replied,
             self.errors_total,
             self.errors
         );
+        match &self.sse {
+            Measured::Yes(s) => {
+                let _ = writeln!(
+                    out,
+                    "SSE: {} of {} streams open: RSS {:.1} → {:.1} MiB (+{:.1}, {:.0} KiB each), {:.1} MiB after closing",
+                    s.open, s.asked, s.rss_before_mib, s.rss_open_mib, s.added_mib,
+                    s.per_connection_kib, s.rss_after_close_mib
+                );
+            }
+            Measured::No(u) => {
+                let _ = writeln!(out, "SSE: not measured ({})", u.reason);
+            }
+        }
         let _ = writeln!(out, "targets:");
         for t in &self.targets {
             let verdict = match t.met {
