@@ -770,3 +770,75 @@ async fn a_connected_mailbox_reaches_the_model_fenced_through_the_real_outside()
     graph.stop().await;
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_health_detail_the_model_saves_waits_for_the_users_yes() {
+    let h = harness(settings(), None).await;
+    h.fake.answer(gemini_call(
+        "save_memory",
+        json!({"content": "therapy is on thursdays at 5", "category": "fact"}),
+    ));
+    h.fake.answer(gemini_text(
+        "That sounds like health info. Save it? Reply YES to keep it.",
+        80,
+    ));
+    // (Medication words would meet the medical screen before any model.)
+    h.turn("ugh therapy moved to thursdays at 5, I always forget, hold onto that")
+        .await;
+
+    let responses = h.function_responses();
+    assert!(
+        !responses.is_empty(),
+        "{} model calls; queued {:?}",
+        h.fake.requests().len(),
+        h.queued().await
+    );
+    assert_eq!(responses[0].0, "save_memory");
+    assert_eq!(responses[0].1["needs_confirmation"], true, "{responses:?}");
+    assert_eq!(responses[0].1["saved"], false);
+    let captured = |events: &[DomainEventKind]| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                DomainEventKind::Memory(sidekick_domain::memory::MemoryEvent::MemoryCaptured {
+                    category,
+                    ..
+                }) => Some(*category),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let events = h.decoded().await;
+    assert!(
+        captured(&events).is_empty(),
+        "saved before the user said yes"
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        DomainEventKind::Conversation(ConversationEvent::QuestionAsked {
+            question: sidekick_domain::conversation::Question::ConfirmMemory {
+                category: MemoryCategory::Health,
+                ..
+            },
+            ..
+        })
+    )));
+
+    // The user's YES answers the same question the SMS path asks.
+    h.turn("yes").await;
+    assert_eq!(captured(&h.decoded().await), [MemoryCategory::Health]);
+    assert!(h.queued().await.last().unwrap().starts_with("Saved."));
+
+    // An ordinary fact is saved at once.
+    h.fake.answer(gemini_call(
+        "save_memory",
+        json!({"content": "locker 112", "category": "code"}),
+    ));
+    h.fake.answer(gemini_text("Saved: locker 112.", 80));
+    h.turn("my gym locker is 112, keep that").await;
+    assert_eq!(
+        captured(&h.decoded().await),
+        [MemoryCategory::Health, MemoryCategory::Code]
+    );
+    h.cleanup().await;
+}
