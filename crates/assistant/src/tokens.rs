@@ -22,7 +22,8 @@
 //! # When a connection breaks
 //!
 //! `invalid_grant` at refresh, a 401 on a token that cannot be refreshed
-//! (Notion issues none), or a 401 on a token just refreshed, marks the connection "needs reconnect" in the vault.
+//! (Notion issues none), or a 401 on a token just refreshed (consent revoked)
+//! marks the connection "needs reconnect" in the vault.
 //! The one caller that changed it (the update is conditional on "connected")
 //! records `ServiceNeedsReconnect` on the Account and queues one SMS; everyone
 //! else just gets [`TokenError::NeedsReconnect`]. Only that service's features
@@ -318,9 +319,9 @@ impl TokenManager {
             channel: Channel::Sms,
             segments: sidekick_domain::sms::segments(&body) as u32,
             body: key.seal(&body),
-            // An account notice the user must get, not a nudge: "nudges off" and
-            // a safety pause (which hold back only unprompted kinds) must not
-            // swallow it. Quiet hours may still defer it.
+            // An account notice the user must get once, not a nudge: the
+            // notifier holds back only unprompted kinds (a safety pause), and
+            // nudge settings must not swallow it.
             kind: OutboundKind::System,
             queued_at: at,
         };
