@@ -42,7 +42,11 @@ fn failed(what: &str, error: impl std::fmt::Display) -> OutsideError {
 impl Outside for Connected {
     async fn enabled(&self, user: UserId) -> Vec<Feature> {
         match enabled_features(&self.store, user).await {
-            Ok(features) => features,
+            // Without a Microsoft app the Graph tools could only fail: not offered.
+            Ok(features) => features
+                .into_iter()
+                .filter(|f| self.graph.is_some() || f.provider() != Provider::Microsoft)
+                .collect(),
             Err(error) => {
                 // Core tools still work; integrations wait for the vault.
                 tracing::warn!(%error, "enabled features unavailable; core tools only");

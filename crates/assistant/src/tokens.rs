@@ -21,8 +21,9 @@
 //!
 //! # When a connection breaks
 //!
-//! `invalid_grant` at refresh, or a 401 on a token that cannot be refreshed
-//! (Notion issues none), marks the connection "needs reconnect" in the vault.
+//! `invalid_grant` at refresh, a 401 on a token that cannot be refreshed
+//! (Notion issues none), or a 401 on a token just refreshed (consent revoked)
+//! marks the connection "needs reconnect" in the vault.
 //! The one caller that changed it (the update is conditional on "connected")
 //! records `ServiceNeedsReconnect` on the Account and queues one SMS; everyone
 //! else just gets [`TokenError::NeedsReconnect`]. Only that service's features
@@ -171,7 +172,9 @@ impl TokenManager {
     }
 
     /// Calls `f` with an access token; if the provider refuses it (401), gets a
-    /// fresh one and calls once more. A second refusal is returned as is.
+    /// fresh one and calls once more. A refusal of the token just refreshed
+    /// means the provider issues tokens it no longer honours (consent revoked):
+    /// the connection is marked "needs reconnect" and the user told, once.
     pub async fn call<T, E, F, Fut>(
         &self,
         user: UserId,
@@ -188,9 +191,34 @@ impl TokenManager {
             Err(e) if e.token_refused() => {
                 let stale = Secret::new(token.secret());
                 let fresh = self.refresh(user, provider, &stale).await?;
-                f(fresh).await.map_err(CallError::Service)
+                match f(fresh.clone()).await {
+                    Err(e) if e.token_refused() => {
+                        Err(self.revoked(user, provider, &fresh).await.into())
+                    }
+                    other => other.map_err(CallError::Service),
+                }
             }
             other => other.map_err(CallError::Service),
+        }
+    }
+
+    /// The provider refused `refused`, a token fresh from a refresh: marks the
+    /// connection broken unless another caller replaced that token meanwhile.
+    async fn revoked(&self, user: UserId, provider: Provider, refused: &AccessToken) -> TokenError {
+        let gate = self.gate(user, provider);
+        let _turn = gate.lock().await;
+        let lock = match vault::lock_for_refresh(&self.store, user, provider.as_str()).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return TokenError::NotConnected(provider),
+            Err(e) => return e.into(),
+        };
+        if lock.credential.access_token != Secret::new(refused.secret()) {
+            // Someone stored a newer token since: not proof of a revoked consent.
+            return TokenError::Unavailable(provider, "the token changed during the call".into());
+        }
+        match lock.needs_reconnect().await {
+            Ok(changed) => self.broken(changed, user, provider).await,
+            Err(e) => e.into(),
         }
     }
 
@@ -291,7 +319,10 @@ impl TokenManager {
             channel: Channel::Sms,
             segments: sidekick_domain::sms::segments(&body) as u32,
             body: key.seal(&body),
-            kind: OutboundKind::Nudge,
+            // An account notice the user must get once, not a nudge: the
+            // notifier holds back only unprompted kinds (a safety pause), and
+            // nudge settings must not swallow it.
+            kind: OutboundKind::System,
             queued_at: at,
         };
         self.store.execute_conversation(user, command, meta).await
@@ -323,5 +354,12 @@ mod tests {
             assert_eq!(sidekick_domain::sms::segments(&text), 1, "{text}");
             assert!(text.contains("connect"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_reconnect_notice_is_not_held_back_with_nudges() {
+        // report_broken queues it as System: the kinds a nudge pause holds back
+        // exclude it.
+        assert!(!OutboundKind::System.unprompted());
     }
 }

@@ -254,14 +254,81 @@ async fn a_refused_token_is_refreshed_once_and_the_call_retried() {
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(h.fake.refresh_hits(), 1);
 
-    // A second refusal after the refresh is returned, not looped on.
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refusal_right_after_a_refresh_marks_the_connection_and_texts_once() {
+    let h = Harness::start(Provider::Microsoft).await;
+    let user = h.user("+15557000010").await;
+    h.connect(user, &[Feature::Calendar]).await;
+    let manager = h.manager();
+    let replies_before = h
+        .event_types(user)
+        .await
+        .iter()
+        .filter(|t| *t == "ReplyQueued")
+        .count();
+
+    // The provider refreshes fine but refuses every token: consent revoked.
+    let calls = std::sync::atomic::AtomicU32::new(0);
     let outcome: Result<(), CallError<Refused>> = manager
-        .call(user, Provider::Microsoft, |_token| async {
-            Err(Refused(401))
+        .call(user, Provider::Microsoft, |_token| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err(Refused(401)) }
         })
         .await;
-    assert!(matches!(outcome, Err(CallError::Service(Refused(401)))));
-    assert_eq!(h.fake.refresh_hits(), 2);
+    assert!(
+        matches!(
+            outcome,
+            Err(CallError::Token(TokenError::NeedsReconnect(
+                Provider::Microsoft
+            )))
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "retried once, not looped"
+    );
+    assert_eq!(h.fake.refresh_hits(), 1);
+    assert_eq!(
+        vault::load(&h.store, user, "microsoft")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ConnectionStatus::NeedsReconnect
+    );
+
+    // Later calls learn it from the vault: no provider call, no second text.
+    let outcome: Result<(), CallError<Refused>> = manager
+        .call(user, Provider::Microsoft, |_token| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .await;
+    assert!(matches!(
+        outcome,
+        Err(CallError::Token(TokenError::NeedsReconnect(_)))
+    ));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(h.fake.refresh_hits(), 1);
+    let types = h.event_types(user).await;
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "ServiceNeedsReconnect")
+            .count(),
+        1
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "ReplyQueued").count(),
+        replies_before + 1,
+        "exactly one SMS"
+    );
+    assert!(enabled_features(&h.store, user).await.unwrap().is_empty());
     h.cleanup().await;
 }
 
@@ -388,7 +455,10 @@ async fn invalid_grant_marks_the_connection_and_texts_the_user_exactly_once() {
         text.contains("Microsoft") && text.contains("connect calendar"),
         "{text}"
     );
-    assert_eq!(reply.payload["ReplyQueued"]["kind"], "nudge");
+    assert_eq!(
+        reply.payload["ReplyQueued"]["kind"], "system",
+        "an account notice, not a nudge that nudges-off could drop"
+    );
 
     assert_eq!(
         vault::load(&h.store, user, "microsoft")

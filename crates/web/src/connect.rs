@@ -19,7 +19,9 @@
 //! verifier (sealed) and the user it was made for, deleted on first use, valid
 //! ten minutes. It is also set in an `HttpOnly; SameSite=Lax` cookie scoped to
 //! the callback path, and the callback requires both to match: a callback URL
-//! pasted into another browser (or planted by someone else) does nothing.
+//! pasted into another browser (or planted by someone else) does nothing. If the
+//! browser is signed in, it must be as the user the state was made for: the
+//! callback in a browser signed in as someone else is refused too.
 //!
 //! Tokens never reach a log, a page or an event.
 
@@ -295,6 +297,22 @@ async fn finish(
         tracing::info!(user_id = %pending.user, service = %provider, "oauth callback from another browser refused");
         return start_again(provider, "This finished in a different browser from the one it started in, so nothing was connected.");
     }
+    match signed_in_elsewhere(state, headers, pending.user).await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::info!(user_id = %pending.user, service = %provider, "oauth callback while another user is signed in refused");
+            return page(
+                StatusCode::FORBIDDEN,
+                "Nothing was connected",
+                &format!(
+                    "This browser is signed in to a different Sidekick account, so nothing was connected. \
+                     Sign out here, then text \"connect {}\" for a fresh link.",
+                    texted_phrase(provider)
+                ),
+            );
+        }
+        Err(error) => return store_failure(&error),
+    }
     if let Some(error) = query.error {
         tracing::info!(user_id = %pending.user, service = %provider, error = %error.chars().take(40).collect::<String>(), "oauth consent not given");
         let text = if error == "access_denied" {
@@ -338,6 +356,23 @@ async fn finish(
     match record_connection(state, pending.user, provider, &tokens).await {
         Ok(()) => connected_page(provider, &tokens),
         Err(error) => store_failure(&error),
+    }
+}
+
+/// Whether this browser's session belongs to someone other than `user`, the
+/// person the flow was started for: their tokens must not land in (or be
+/// shown as connected to) the wrong account. No session at all is fine: texted
+/// links start the flow without one.
+async fn signed_in_elsewhere(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: UserId,
+) -> Result<bool, StoreError> {
+    match crate::auth::session::current(headers, state).await {
+        Ok(session) => Ok(session.is_some_and(|(_, s)| s.user != user)),
+        Err(ApiError::Store(error)) => Err(error),
+        // Any other failure reading the cookie: treat it as no session.
+        Err(_) => Ok(false),
     }
 }
 
@@ -609,13 +644,18 @@ fn start_again(provider: Provider, why: &str) -> Response {
         "Nothing was connected",
         &format!(
             "{why} Start again from the Connections page, or text \"connect {}\".",
-            match provider {
-                Provider::Google => "youtube",
-                Provider::Microsoft => "calendar",
-                Provider::Notion => "notion",
-            }
+            texted_phrase(provider)
         ),
     )
+}
+
+/// The word after "connect" that a user texts for this provider.
+fn texted_phrase(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Google => "youtube",
+        Provider::Microsoft => "calendar",
+        Provider::Notion => "notion",
+    }
 }
 
 fn store_failure(error: &StoreError) -> Response {

@@ -514,3 +514,69 @@ async fn features_can_be_switched_off_one_by_one() {
     app.cleanup().await;
     fake.stop().await;
 }
+
+#[tokio::test]
+async fn a_callback_in_a_browser_signed_in_as_someone_else_changes_nothing() {
+    use sidekick_store::sessions::{self, Lifetime};
+    let fake = FakeOAuthProvider::start(Provider::Microsoft, CLIENT_ID, CLIENT_SECRET).await;
+    let app = app_with(&[&fake]).await;
+    let (alice, alice_token) = app.user_with_token("+15558000031", Some("Alice")).await;
+    let (bob, _) = app.user_with_token("+15558000032", Some("Bob")).await;
+    let bobs = sessions::create(app.pool(), bob, false, Lifetime::default())
+        .await
+        .unwrap();
+
+    // Alice's flow finishes in a browser where Bob is signed in.
+    let started = start(
+        &app,
+        "/connect/microsoft?features=calendar",
+        Some(&alice_token),
+    )
+    .await;
+    let callback = fake.consent(&started.authorize_url).await;
+    let cookies = format!("{}; sidekick_session={}", started.cookie, bobs.token);
+    let response = follow(&callback, Some(&cookies)).await;
+    assert_eq!(response.status(), 403);
+    let page = body_text(response).await;
+    assert!(page.contains("different Sidekick account"), "{page}");
+    assert!(page.contains("connect calendar"), "{page}");
+    assert_eq!(fake.token_hits(), 0, "the code was never exchanged");
+    for user in [alice, bob] {
+        assert!(vault::load(&app.store, user, "microsoft")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!app
+            .event_types(user)
+            .await
+            .iter()
+            .any(|t| t.starts_with("Service")));
+    }
+    // The state is used up: the same callback does nothing later either.
+    let response = follow(&callback, Some(&started.cookie)).await;
+    assert_eq!(response.status(), 400);
+
+    // In Alice's own signed-in browser it connects.
+    let alices = sessions::create(app.pool(), alice, false, Lifetime::default())
+        .await
+        .unwrap();
+    let started = start(
+        &app,
+        "/connect/microsoft?features=calendar",
+        Some(&alice_token),
+    )
+    .await;
+    let callback = fake.consent(&started.authorize_url).await;
+    let cookies = format!("{}; sidekick_session={}", started.cookie, alices.token);
+    assert_eq!(follow(&callback, Some(&cookies)).await.status(), 200);
+    assert!(vault::load(&app.store, alice, "microsoft")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(vault::load(&app.store, bob, "microsoft")
+        .await
+        .unwrap()
+        .is_none());
+    app.cleanup().await;
+    fake.stop().await;
+}

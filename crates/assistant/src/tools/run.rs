@@ -8,10 +8,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use sidekick_domain::command::{self, PlanningIntent, ReminderTime, Target};
-use sidekick_domain::memory::{MemoryCategory, MemoryCommand, MemoryId, MemoryKey, SubjectKey};
+use sidekick_domain::conversation::Question;
+use sidekick_domain::memory::{
+    sensitivity, MemoryCategory, MemoryCommand, MemoryId, MemoryKey, Sensitive, SubjectKey,
+};
 use sidekick_domain::planner::{NewStep, PlannerCommand, TaskId};
 use sidekick_domain::when::{self, Moment, When};
-use sidekick_domain::UserId;
+use sidekick_domain::{ConversationCommand, UserId};
 use sidekick_integrations::oauth::Feature;
 use sidekick_integrations::UntrustedText;
 use sidekick_store::{memory as memories, StoreError};
@@ -287,6 +290,14 @@ impl<'a> DeskTools<'a> {
             .or(parsed_category)
             .unwrap_or(MemoryCategory::Fact);
         let secret = memories::fingerprint_secret(self.desk.key);
+        let sensitive = sensitivity(&content).or(
+            // The model read it as health even if the word list did not.
+            (category == MemoryCategory::Health).then_some(Sensitive::Health),
+        );
+        if let Some(kind) = sensitive {
+            let subject = subject.as_deref().map(|s| SubjectKey::compute(&secret, s));
+            return self.confirm_first(&content, subject, category, kind).await;
+        }
         let tags = a
             .tags
             .iter()
@@ -318,6 +329,53 @@ impl<'a> DeskTools<'a> {
         Ok(ToolOutcome::done(
             "save_memory",
             "Saved. The user can see and delete it on the dashboard's Memory page.",
+        ))
+    }
+
+    /// Health or very personal details wait for the user's YES, as "remember …"
+    /// by SMS does (ADHD.md): the same open question, answered by the next
+    /// message through the same planning path, nothing stored until then.
+    async fn confirm_first(
+        &self,
+        content: &str,
+        subject: Option<SubjectKey>,
+        category: MemoryCategory,
+        kind: Sensitive,
+    ) -> Run {
+        let desk = &self.desk;
+        let category = match kind {
+            Sensitive::Health => MemoryCategory::Health,
+            Sensitive::Personal => category,
+        };
+        let conversation = desk.store.conversation(desk.user).await?;
+        let cause = desk.meta.causation_id.unwrap_or(desk.meta.correlation_id);
+        let command = ConversationCommand::AskQuestion {
+            // Derived from the message, as the SMS path does: a redone turn asks once.
+            question_id: Uuid::new_v5(&cause, b"question"),
+            after_message: conversation.received,
+            question: Question::ConfirmMemory {
+                content: desk.key.seal(content),
+                subject,
+                category,
+            },
+            at: desk.now,
+        };
+        desk.store
+            .execute_conversation(desk.user, command, desk.meta)
+            .await?;
+        let ask = match kind {
+            Sensitive::Health => "That sounds like health info. Save it? Reply YES to keep it.",
+            Sensitive::Personal => "That sounds personal. Save it? Reply YES to keep it.",
+        };
+        Ok(ToolOutcome::with(
+            "save_memory",
+            json!({
+                "ok": true,
+                "saved": false,
+                "needs_confirmation": true,
+                "result": ask,
+                "note": "Not saved yet: it looks like health or very personal information. Ask the user to reply YES to keep it; do not say it was saved.",
+            }),
         ))
     }
 
