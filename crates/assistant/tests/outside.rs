@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, DurationRound, Utc};
-use sidekick_assistant::calendar::CalendarAccess;
+use sidekick_assistant::microsoft::MicrosoftAccess;
 use sidekick_assistant::outside::Connected;
 use sidekick_assistant::tokens::TokenManager;
 use sidekick_assistant::tools::Outside;
@@ -61,7 +61,7 @@ impl Harness {
         );
         Connected {
             store: self.store.clone(),
-            graph: Some(CalendarAccess {
+            graph: Some(MicrosoftAccess {
                 tokens,
                 graph: GraphClient::new(self.graph.config()).unwrap(),
                 public_url: PUBLIC_URL.into(),

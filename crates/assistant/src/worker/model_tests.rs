@@ -704,7 +704,7 @@ async fn a_connected_mailbox_reaches_the_model_fenced_through_the_real_outside()
     let graph = FakeGraph::start().await;
     let client = GraphClient::new(graph.config()).unwrap();
     let h = harness_with(settings(), |store| {
-        let access = CalendarAccess {
+        let access = MicrosoftAccess {
             tokens: crate::tokens::TokenManager::new(store.clone(), OAuthApps::default()),
             graph: client,
             public_url: "https://sidekick.example".into(),
