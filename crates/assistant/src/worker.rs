@@ -241,7 +241,30 @@ fn looks_complete(text: &str, onboarding: bool) -> bool {
         || intent::parse(text) != Intent::Unknown
         || is_whole_command(text)
         || text.trim_end().ends_with(['.', '!', '?'])
+        || reads_as_finished(text)
         || safety::assess(text).crisis
+}
+
+/// Words a sentence that is still being typed tends to end on.
+const DANGLING: &[&str] = &[
+    "and", "or", "but", "so", "to", "the", "a", "an", "my", "of", "for", "with", "at", "in", "on",
+    "because", "about", "if", "when", "then", "also", "like", "is", "i", "me",
+];
+
+/// A sentence of several words that does not end mid-thought ("ugh I have so much
+/// to do and the garage is a disaster") is answered without the burst wait, so a
+/// model-driven turn is not 2 s late; "remind me to" still waits for the rest.
+fn reads_as_finished(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let Some(last) = words.last() else {
+        return false;
+    };
+    let last = last
+        .trim_end_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    words.len() >= 5
+        && !text.trim_end().ends_with([',', ':', '-'])
+        && !DANGLING.contains(&last.as_str())
 }
 
 /// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
@@ -1071,6 +1094,19 @@ mod tests {
         assert!(looks_complete("remind me tomorrow at 9 to call mom", false));
         assert!(!looks_complete("remind me", false));
         assert!(!looks_complete("to call mom", false));
+    }
+
+    #[test]
+    fn a_finished_sentence_without_a_full_stop_is_not_held_back() {
+        assert!(looks_complete(
+            "ugh I have so much to do and the garage is a disaster",
+            false
+        ));
+        assert!(looks_complete("can you help me sort out my week", false));
+        assert!(!looks_complete("ugh I have so much to do and", false));
+        assert!(!looks_complete("honestly the whole garage thing is because", false));
+        assert!(!looks_complete("so the thing is,", false));
+        assert!(!looks_complete("so yeah the", false));
     }
 
     #[test]

@@ -46,10 +46,11 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
@@ -127,13 +128,34 @@ pub(crate) async fn events(
     tracing::debug!(replayed = first.len(), "live updates stream opened");
     let open = OpenStream::new();
 
-    let replayed: HashSet<Uuid> = first.iter().filter_map(Outgoing::event_id).collect();
-    let live = live.filter_map(move |message| {
-        let outgoing = live_change(&message.payload)
-            .filter(|e| !replayed.contains(&e.event_id))
-            .map(Outgoing::Change);
-        async move { outgoing }
-    });
+    let replayed: Arc<HashSet<Uuid>> =
+        Arc::new(first.iter().filter_map(Outgoing::event_id).collect());
+    // A sign-out notice on the subject makes the stream check its own credential
+    // again (one query per sign-out, no polling) and end if it no longer holds.
+    let check = (state.clone(), headers.clone());
+    let live = live
+        .then(move |message| {
+            let (replayed, (state, headers)) = (replayed.clone(), check.clone());
+            async move {
+                if is_sign_out(&message.payload) {
+                    return if still_signed_in(&state, headers).await {
+                        Live::Skip
+                    } else {
+                        Live::End
+                    };
+                }
+                live_change(&message.payload)
+                    .filter(|e| !replayed.contains(&e.event_id))
+                    .map_or(Live::Skip, |e| Live::Send(Outgoing::Change(e)))
+            }
+        })
+        .take_while(|item| std::future::ready(!matches!(item, Live::End)))
+        .filter_map(|item| {
+            std::future::ready(match item {
+                Live::Send(outgoing) => Some(outgoing),
+                Live::Skip | Live::End => None,
+            })
+        });
     let stream = stream::once(async { Outgoing::Hello })
         .chain(stream::iter(first))
         .chain(live)
@@ -151,6 +173,39 @@ pub(crate) async fn events(
             Ok(o.into_event())
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One message of the user's subject, decided.
+enum Live {
+    Send(Outgoing),
+    Skip,
+    End,
+}
+
+/// What [`notify_signed_out`] publishes.
+fn is_sign_out(payload: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .is_ok_and(|v| v.get("signed_out") == Some(&serde_json::Value::Bool(true)))
+}
+
+/// Tells the user's open streams that sessions ended (sign-out, sign-out
+/// everywhere, account deletion): each checks its own credential and closes if it
+/// is gone.
+pub(crate) async fn notify_signed_out(state: &AppState, user: UserId) {
+    state
+        .bus
+        .notify_ui(user, &serde_json::json!({ "signed_out": true }))
+        .await;
+}
+
+/// Whether the request that opened a stream would still be let in.
+async fn still_signed_in(state: &AppState, headers: HeaderMap) -> bool {
+    let Ok(request) = axum::http::Request::builder().body(()) else {
+        return false;
+    };
+    let (mut parts, ()) = request.into_parts();
+    parts.headers = headers;
+    Caller::from_request_parts(&mut parts, state).await.is_ok()
 }
 
 /// Counts open streams (`sidekick_sse_open_streams`) for as long as it lives.

@@ -384,3 +384,55 @@ async fn hundreds_of_open_streams_cost_little() {
     drop(streams);
     app.cleanup().await;
 }
+
+/// Signing out everywhere closes the dashboards that were open with that session.
+#[tokio::test]
+async fn signing_out_everywhere_ends_open_streams() {
+    let app = TestApp::spawn().await;
+    let (alice, token) = app.user_with_token(ALICE, None).await;
+    let browser = app.sign_in(alice, ALICE).await;
+    let response = app
+        .with_cookie(reqwest::Method::GET, "/api/events", &browser)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(response.status(), 200);
+    let mut by_cookie = Stream {
+        response,
+        buffer: String::new(),
+    };
+    assert_eq!(
+        by_cookie.next(Duration::from_secs(5)).await.unwrap().event,
+        "hello"
+    );
+    // A stream opened with the API token is not a session: it stays.
+    let mut by_token = Stream::open(&app, &token, None).await;
+
+    let out = app
+        .with_cookie(reqwest::Method::POST, "/auth/logout-all", &browser)
+        .header("x-csrf-token", &browser.csrf)
+        .send()
+        .await
+        .expect("sign out");
+    assert!(out.status().is_success(), "{}", out.status());
+
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match by_cookie.response.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the signed-out stream is still open");
+    let task = add_task(&app, alice, "still live for the token").await;
+    let pinged = project_and_ping(&app, alice).await;
+    let mut received = Vec::new();
+    for _ in &pinged {
+        received.push(by_token.change().await.0);
+    }
+    assert_eq!(received.last(), Some(&task.to_string()), "{received:?}");
+    app.cleanup().await;
+}

@@ -164,6 +164,7 @@ pub(crate) async fn delete(
         )));
     }
     let erased = delete_user(&state, user).await?;
+    crate::sse::notify_signed_out(&state, user).await;
     tracing::info!(
         user_id = %user,
         read_model_rows = erased.read_model_rows,

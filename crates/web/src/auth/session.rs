@@ -125,6 +125,7 @@ pub(crate) async fn logout(
     let style = style_of(&headers).unwrap_or(Style::Json);
     if let Some((token, session)) = session_for_signout(&headers, &body, &state).await? {
         sessions::delete(state.store.pool(), &token).await?;
+        crate::sse::notify_signed_out(&state, session.user).await;
         tracing::info!(user_id = %session.user, "signed out");
     }
     Ok(signed_out(style, &state))
@@ -141,6 +142,7 @@ pub(crate) async fn logout_everywhere(
         return Err(ApiError::Unauthorized);
     };
     let ended = sessions::delete_all(state.store.pool(), session.user).await?;
+    crate::sse::notify_signed_out(&state, session.user).await;
     tracing::info!(user_id = %session.user, sessions = ended, "signed out everywhere");
     Ok(signed_out(style, &state))
 }
