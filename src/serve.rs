@@ -324,6 +324,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             public_url: Some(config.public_url()),
             oauth: oauth_apps.clone(),
             calendar,
+            search: Some(web_search()?),
             daily_tokens: config.sidekick_daily_tokens,
             holding_after: Duration::from_millis(config.sidekick_holding_reply_ms),
             model_timeout: Duration::from_millis(config.sidekick_model_timeout_ms),
@@ -422,4 +423,19 @@ fn calendar_access(
         graph: GraphClient::new(graph).context("Microsoft Graph settings")?,
         public_url: config.public_url(),
     }))
+}
+
+/// Web search for "search …" (no account needed; `DUCKDUCKGO_API_BASE` overrides).
+fn web_search() -> Result<sidekick_integrations::duckduckgo::DuckDuckGoClient> {
+    use sidekick_integrations::duckduckgo::{DuckDuckGoClient, DuckDuckGoConfig, API_BASE_ENV};
+    let mut config = DuckDuckGoConfig::default();
+    if let Some(base) = api_base(API_BASE_ENV) {
+        config = config.with_base_url(base);
+    }
+    DuckDuckGoClient::new(config).context("DuckDuckGo settings")
+}
+
+/// A base URL override from the environment; blank counts as unset.
+fn api_base(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|b| !b.trim().is_empty())
 }

@@ -35,6 +35,7 @@ pub mod planning;
 pub mod prompt;
 pub mod providers;
 pub mod scheduler;
+pub mod search;
 pub mod stub;
 pub mod tokens;
 pub mod tools;

@@ -51,6 +51,7 @@ use sidekick_domain::{
     sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
     DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
 };
+use sidekick_integrations::duckduckgo::DuckDuckGoClient;
 use sidekick_integrations::oauth::OAuthApps;
 use sidekick_store::vault;
 use sidekick_store::{CommandMeta, Store, StoreError};
@@ -99,6 +100,9 @@ pub struct TurnSettings {
     /// Answers "today's meetings" from the user's connected calendar; `None`
     /// leaves such texts to the planner and the model.
     pub calendar: Option<CalendarAccess>,
+    /// Answers "search …" / "look up …" with web results; `None` leaves such
+    /// texts to the planner ("look up" then recalls a memory) and the model.
+    pub search: Option<DuckDuckGoClient>,
 }
 
 impl Default for TurnSettings {
@@ -115,6 +119,7 @@ impl Default for TurnSettings {
             public_url: None,
             oauth: OAuthApps::default(),
             calendar: None,
+            search: None,
         }
     }
 }
@@ -247,7 +252,10 @@ fn looks_complete(text: &str, onboarding: bool) -> bool {
 /// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
 /// "remind me" alone is a fragment: the rest ("to call mom", "at 5") often follows.
 fn is_whole_command(text: &str) -> bool {
-    if services_command::parse(text).is_some() || services_command::query(text).is_some() {
+    if services_command::parse(text).is_some()
+        || services_command::query(text).is_some()
+        || services_command::search(text).is_some()
+    {
         return true;
     }
     match command::parse(text, chrono::Utc::now(), chrono_tz::UTC) {
@@ -601,8 +609,19 @@ impl Shared {
         turn: &Turn,
         account: &Account,
     ) -> Result<Option<Reply>, StoreError> {
+        let text = turn.text();
+        if let (Some(words), Some(client)) = (
+            services_command::search(&text),
+            self.settings.search.as_ref(),
+        ) {
+            return Ok(Some(Reply {
+                text: Some(crate::search::answer(client, &words).await),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            }));
+        }
         let (Some(query), Some(calendar)) = (
-            services_command::query(&turn.text()),
+            services_command::query(&text),
             self.settings.calendar.as_ref(),
         ) else {
             return Ok(None);

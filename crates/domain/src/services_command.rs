@@ -132,9 +132,72 @@ pub fn query(text: &str) -> Option<ServiceQuery> {
     }
 }
 
+/// The longest web search a text may ask for, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+const SEARCH_OPENINGS: &[&str] = &[
+    "search the web for ",
+    "search online for ",
+    "web search for ",
+    "web search ",
+    "search for ",
+    "search ",
+    "look up ",
+    "lookup ",
+    "google ",
+];
+
+/// The words of a web search: "search cheap flights to lisbon", "look up
+/// adhd body doubling". "look up my locker code" is a memory question, left to
+/// the planning parser, as is a text with nothing after the opening.
+pub fn search(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    let lower = trimmed.to_lowercase();
+    let opening = SEARCH_OPENINGS.iter().find(|o| lower.starts_with(*o))?;
+    // Lower-casing can change byte lengths; take the rest by characters.
+    let rest: String = trimmed
+        .chars()
+        .skip(opening.chars().count())
+        .collect::<String>()
+        .trim()
+        .trim_end_matches(['?', '.', '!'])
+        .trim()
+        .to_string();
+    let first = rest.split_whitespace().next()?.to_lowercase();
+    if opening.starts_with("look") && matches!(first.as_str(), "my" | "that" | "what" | "where") {
+        return None;
+    }
+    Some(rest.chars().take(MAX_SEARCH_CHARS).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn web_searches_take_the_words_after_the_opening() {
+        assert_eq!(
+            search("search cheap flights to Lisbon").as_deref(),
+            Some("cheap flights to Lisbon")
+        );
+        assert_eq!(
+            search("Look up ADHD body doubling?").as_deref(),
+            Some("ADHD body doubling")
+        );
+        assert_eq!(
+            search("search for  pomodoro timer ").as_deref(),
+            Some("pomodoro timer")
+        );
+        assert_eq!(search("look up my locker code"), None);
+        assert_eq!(search("search"), None);
+        assert_eq!(search("search   "), None);
+        assert_eq!(search("todo search for flats"), None);
+        assert_eq!(search("researching flats"), None);
+        assert_eq!(
+            search(&format!("search {}", "a".repeat(500))).map(|q| q.len()),
+            Some(MAX_SEARCH_CHARS)
+        );
+    }
 
     #[test]
     fn calendar_questions_are_recognised_narrowly() {
