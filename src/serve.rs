@@ -312,7 +312,10 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     }
     if roles.contains(&Role::Assistant) {
         let provider = model_provider(&config);
-        let calendar = calendar_access(&store, &oauth_apps, &config)?;
+        // One token manager, so concurrent refreshes of a user's token collapse.
+        let tokens =
+            sidekick_assistant::tokens::TokenManager::new(store.clone(), oauth_apps.clone());
+        let calendar = calendar_access(&tokens, &oauth_apps, &config)?;
         // The model's tools reach what each user connected, through the vault.
         let outside: Arc<dyn sidekick_assistant::tools::Outside> =
             Arc::new(sidekick_assistant::outside::Connected {
@@ -325,6 +328,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             oauth: oauth_apps.clone(),
             calendar,
             search: Some(web_search()?),
+            videos: Some(video_access(&tokens, &oauth_apps)?),
             daily_tokens: config.sidekick_daily_tokens,
             holding_after: Duration::from_millis(config.sidekick_holding_reply_ms),
             model_timeout: Duration::from_millis(config.sidekick_model_timeout_ms),
@@ -402,7 +406,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
 /// What "today's meetings" needs, when a Microsoft app is configured: tokens
 /// (refreshed as needed) and a Graph client (`MICROSOFT_API_BASE` overrides).
 fn calendar_access(
-    store: &Store,
+    tokens: &sidekick_assistant::tokens::TokenManager,
     apps: &OAuthApps,
     config: &Config,
 ) -> Result<Option<sidekick_assistant::calendar::CalendarAccess>> {
@@ -419,7 +423,7 @@ fn calendar_access(
         graph = graph.with_api_base(base);
     }
     Ok(Some(sidekick_assistant::calendar::CalendarAccess {
-        tokens: sidekick_assistant::tokens::TokenManager::new(store.clone(), apps.clone()),
+        tokens: tokens.clone(),
         graph: GraphClient::new(graph).context("Microsoft Graph settings")?,
         public_url: config.public_url(),
     }))
@@ -438,4 +442,37 @@ fn web_search() -> Result<sidekick_integrations::duckduckgo::DuckDuckGoClient> {
 /// A base URL override from the environment; blank counts as unset.
 fn api_base(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|b| !b.trim().is_empty())
+}
+
+/// "summarise <youtube link>": transcripts for everyone
+/// (`YOUTUBE_TRANSCRIPT_API_BASE` overrides), video details with the user's own
+/// token when a Google app is configured (`YOUTUBE_API_BASE` overrides).
+fn video_access(
+    tokens: &sidekick_assistant::tokens::TokenManager,
+    apps: &OAuthApps,
+) -> Result<sidekick_assistant::youtube::VideoAccess> {
+    use sidekick_assistant::youtube::{DetailsAccess, VideoAccess};
+    use sidekick_integrations::oauth::Provider;
+    use sidekick_integrations::{transcript, youtube};
+    let mut transcripts = transcript::TranscriptConfig::default();
+    if let Some(base) = api_base(transcript::API_BASE_ENV) {
+        transcripts = transcripts.with_base_url(base);
+    }
+    let details = if apps.get(Provider::Google).is_some() {
+        let mut config = youtube::YouTubeConfig::default();
+        if let Some(base) = api_base(youtube::API_BASE_ENV) {
+            config = config.with_api_base(base);
+        }
+        Some(DetailsAccess {
+            tokens: tokens.clone(),
+            youtube: youtube::YouTubeClient::new(config).context("YouTube settings")?,
+        })
+    } else {
+        None
+    };
+    Ok(VideoAccess {
+        transcripts: transcript::TranscriptClient::new(transcripts)
+            .context("YouTube transcript settings")?,
+        details,
+    })
 }

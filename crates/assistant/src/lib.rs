@@ -18,6 +18,8 @@
 //! - [`tokens`]: access tokens of connected services, refreshed once however many ask,
 //!   and a broken connection reported to the user once.
 //! - [`calendar`]: "today's meetings" from the user's connected Microsoft calendar.
+//! - [`search`]: "search …" as the top web results; [`youtube`]: "summarise <link>"
+//!   as a memory of the video's transcript.
 //! - [`features`]: which features of connected services a user has (the tool gate).
 //!
 //! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
@@ -40,3 +42,4 @@ pub mod stub;
 pub mod tokens;
 pub mod tools;
 pub mod worker;
+pub mod youtube;

@@ -868,13 +868,29 @@ impl Desk<'_> {
         subject: Option<SubjectKey>,
         category: MemoryCategory,
     ) -> Result<()> {
+        self.capture_tagged(memory_id, content, subject, category, &[])
+            .await
+    }
+
+    /// Keeps `content` as a memory with `tags` (sealed like the content): the
+    /// same path as "remember …", for what a service brought in (a video's
+    /// transcript is tagged `youtube`). No sensitivity question: the user asked
+    /// for this exact thing to be kept.
+    pub async fn capture_tagged(
+        &self,
+        memory_id: MemoryId,
+        content: &str,
+        subject: Option<SubjectKey>,
+        category: MemoryCategory,
+        tags: &[&str],
+    ) -> Result<()> {
         let secret = memories::fingerprint_secret(self.key);
         let command = MemoryCommand::CaptureMemory {
             memory_id,
             content: self.key.seal(content),
             key: MemoryKey::compute(&secret, content),
             subject,
-            tags: Vec::new(),
+            tags: tags.iter().map(|t| self.key.seal(t)).collect(),
             category,
             importance: 3,
             source: Some(self.meta.causation_id.unwrap_or(self.meta.correlation_id)),

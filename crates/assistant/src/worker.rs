@@ -65,6 +65,7 @@ use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::offline::{self, OfflineEngine};
 use crate::planning::Desk;
 use crate::tools::{Outside, Registry};
+use crate::youtube::VideoAccess;
 
 mod model;
 
@@ -103,6 +104,9 @@ pub struct TurnSettings {
     /// Answers "search …" / "look up …" with web results; `None` leaves such
     /// texts to the planner ("look up" then recalls a memory) and the model.
     pub search: Option<DuckDuckGoClient>,
+    /// Keeps "summarise <youtube link>" as a memory of the transcript; `None`
+    /// leaves such texts to the planner and the model.
+    pub videos: Option<VideoAccess>,
 }
 
 impl Default for TurnSettings {
@@ -120,6 +124,7 @@ impl Default for TurnSettings {
             oauth: OAuthApps::default(),
             calendar: None,
             search: None,
+            videos: None,
         }
     }
 }
@@ -255,6 +260,7 @@ fn is_whole_command(text: &str) -> bool {
     if services_command::parse(text).is_some()
         || services_command::query(text).is_some()
         || services_command::search(text).is_some()
+        || services_command::wants_video_summary(text)
     {
         return true;
     }
@@ -566,7 +572,20 @@ impl Shared {
             return Ok(Some(reply));
         }
         let desk = self.desk(turn, account, key, meta);
-        let intent = command::parse(&turn.text(), desk.now, account.timezone.tz());
+        let text = turn.text();
+        if let (true, Some(videos)) = (
+            services_command::wants_video_summary(&text),
+            self.settings.videos.as_ref(),
+        ) {
+            if let Some(summary) = videos.summarise(&desk, &text).await? {
+                return Ok(Some(Reply {
+                    text: Some(summary),
+                    kind: OutboundKind::Reply,
+                    actions: vec![],
+                }));
+            }
+        }
+        let intent = command::parse(&text, desk.now, account.timezone.tz());
         if intent == PlanningIntent::Unknown {
             return Ok(None);
         }

@@ -684,3 +684,154 @@ async fn search_lists_the_top_three_results_and_a_bot_check_is_said_kindly() {
     p.stop().await;
     ddg.stop().await;
 }
+
+/// The user's memories: (content, tags), opened.
+async fn memories_of(p: &Pipeline, user: UserId) -> Vec<(String, Vec<String>)> {
+    use sidekick_domain::memory::MemoryEvent;
+    let key = p.store.data_key(user).await.unwrap();
+    events::for_user(p.store.pool(), user, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.decode() {
+            Ok(DomainEventKind::Memory(MemoryEvent::MemoryCaptured { content, tags, .. })) => {
+                Some((
+                    key.open(&content).unwrap(),
+                    tags.iter().map(|t| key.open(t).unwrap()).collect(),
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_youtube_summary_is_kept_as_a_memory_with_details_only_when_connected() {
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_assistant::youtube::{DetailsAccess, VideoAccess};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_integrations::transcript::{
+        FakeCaptionedVideo, FakeTrack, FakeTranscripts, TranscriptClient,
+    };
+    use sidekick_integrations::youtube::{FakeVideo, FakeYouTube, YouTubeClient};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let transcripts = FakeTranscripts::start().await;
+    let youtube = FakeYouTube::start().await;
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Google.settings(),
+        "client",
+        None,
+        "https://sidekick.example",
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            videos: Some(VideoAccess {
+                transcripts: TranscriptClient::new(transcripts.config()).unwrap(),
+                details: Some(DetailsAccess {
+                    tokens: TokenManager::new(p.store.clone(), apps),
+                    youtube: YouTubeClient::new(youtube.config()).unwrap(),
+                }),
+            }),
+            ..quick()
+        },
+    );
+    transcripts.add_video(FakeCaptionedVideo::new(
+        "dQw4w9WgXcQ",
+        "Body doubling for focus",
+        vec![FakeTrack::uploaded(
+            "en",
+            &["Today we talk about body doubling.", "It helps you start."],
+        )],
+    ));
+    transcripts.add_video(FakeCaptionedVideo::new(
+        "aaaaaaaaaaa",
+        "Silent film",
+        vec![],
+    ));
+    youtube.add_video(FakeVideo::new(
+        "dQw4w9WgXcQ",
+        "Body doubling for focus (official)",
+        "Focus Lab",
+        Duration::from_secs(12 * 60),
+    ));
+
+    // Not connected to Google: the transcript alone, no Data API call.
+    let user = p.user("+15551230171").await;
+    p.text(user, "summarise https://youtu.be/dQw4w9WgXcQ").await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    assert_eq!(
+        replies[0].1,
+        "Saved \"Body doubling for focus\" to memory: \"Today we talk about body doubling. \
+         It helps you start.\" Ask me about it anytime."
+    );
+    assert!(
+        youtube.requests().is_empty(),
+        "no Data API call without Google"
+    );
+    let kept = memories_of(&p, user).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        kept[0].0,
+        "YouTube: Body doubling for focus (https://www.youtube.com/watch?v=dQw4w9WgXcQ). \
+         Today we talk about body doubling. It helps you start."
+    );
+    assert_eq!(kept[0].1, vec!["youtube".to_string()]);
+
+    // No captions: said kindly, nothing kept.
+    p.text(user, "summary pls youtube.com/watch?v=aaaaaaaaaaa")
+        .await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert!(
+        replies[1].1.starts_with("That video has no captions"),
+        "{replies:?}"
+    );
+    assert_eq!(memories_of(&p, user).await.len(), 1);
+
+    // Connected with YouTube on: title, channel and length from the Data API.
+    vault::save_connection(
+        &p.store,
+        user,
+        "google",
+        &NewTokens {
+            access_token: Secret::new(youtube.access_token().secret()),
+            refresh_token: None,
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+            scopes: vec!["https://www.googleapis.com/auth/youtube.readonly".into()],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.text(
+        user,
+        "Summarize this: https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+    )
+    .await;
+    let replies = p.wait_replies(user, |r| r.len() >= 3).await;
+    assert!(
+        replies[2].1.starts_with(
+            "Saved \"Body doubling for focus (official)\" (Focus Lab, 12 min) to memory"
+        ),
+        "{replies:?}"
+    );
+    assert_eq!(youtube.requests().len(), 1);
+
+    // The day's quota used up: still summarised, and the limit said kindly.
+    youtube.set_quota(0);
+    p.text(user, "summarise https://youtu.be/dQw4w9WgXcQ again")
+        .await;
+    let replies = p.wait_replies(user, |r| r.len() >= 4).await;
+    assert!(
+        replies[3]
+            .1
+            .starts_with("Saved \"Body doubling for focus\" to memory")
+            && replies[3].1.contains("daily limit"),
+        "{replies:?}"
+    );
+    p.stop().await;
+    transcripts.stop().await;
+    youtube.stop().await;
+}

@@ -170,9 +170,51 @@ pub fn search(text: &str) -> Option<String> {
     Some(rest.chars().take(MAX_SEARCH_CHARS).collect())
 }
 
+const SUMMARY_WORDS: &[&str] = &[
+    "summarise",
+    "summarize",
+    "summary",
+    "summarise:",
+    "summarize:",
+    "summary:",
+    "sum",
+    "tldr",
+    "tl;dr",
+];
+
+/// Whether a text asks to summarise a YouTube video: a link to one and a word
+/// such as "summarise" ("summarise https://youtu.be/…", "summary pls
+/// youtube.com/watch?v=…"). The link itself is found by the assistant, which
+/// knows YouTube's URL shapes; a link alone is left to the rest (it may be
+/// something to remember or a task).
+pub fn wants_video_summary(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    words.iter().any(|w| w.contains("youtu"))
+        && words.iter().any(|w| {
+            SUMMARY_WORDS.contains(&w.trim_matches(|c: char| c.is_ascii_punctuation() && c != ';'))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn video_summaries_need_a_youtube_link_and_a_summary_word() {
+        assert!(wants_video_summary(
+            "summarise https://youtu.be/dQw4w9WgXcQ"
+        ));
+        assert!(wants_video_summary(
+            "Summarize this: https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+        ));
+        assert!(wants_video_summary(
+            "youtube.com/watch?v=dQw4w9WgXcQ summary pls"
+        ));
+        assert!(!wants_video_summary("https://youtu.be/dQw4w9WgXcQ"));
+        assert!(!wants_video_summary("summarise my week"));
+        assert!(!wants_video_summary("todo watch youtube video"));
+    }
 
     #[test]
     fn web_searches_take_the_words_after_the_opening() {
