@@ -2,16 +2,26 @@
 //! Microsoft Graph, in the user's time zone, when the calendar feature is
 //! enabled — otherwise a kind "connect your calendar first" with a link.
 //!
+//! "add to calendar …" / "put … on my calendar" books an event the same way.
+//!
 //! Event subjects come from whoever sent the invitation: they are listed back
 //! to the user (it is their own calendar) but never logged.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike as _, Utc};
+use chrono_tz::Tz;
+use sidekick_domain::services_command::CalendarEntry;
+use sidekick_domain::when::Moment;
 use sidekick_domain::{Timezone, UserId};
-use sidekick_integrations::graph::{CalendarEvent, CalendarWindow, EventTime, GraphClient};
+use sidekick_integrations::graph::{
+    CalendarEvent, CalendarWindow, EventTime, GraphClient, NewEvent,
+};
 use sidekick_integrations::oauth::{Feature, Provider};
+use sidekick_integrations::UntrustedText;
 use sidekick_store::{vault, Store, StoreError};
 
 use crate::features::enabled_features;
+use uuid::Uuid;
+
 use crate::tokens::{CallError, TokenError, TokenManager};
 
 /// At most this many events are listed in one text; the rest are counted.
@@ -65,6 +75,71 @@ impl CalendarAccess {
         })
     }
 
+    /// "add to calendar call Jo at 3": one event of [`EVENT_MINUTES`] in the
+    /// user's calendar, at the time said (a day alone at 09:00, no time at the
+    /// next whole hour). `transaction_id` makes a retried turn book it once.
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    pub async fn add_event(
+        &self,
+        store: &Store,
+        user: UserId,
+        timezone: Timezone,
+        entry: &CalendarEntry,
+        now: DateTime<Utc>,
+        transaction_id: Uuid,
+    ) -> Result<String, StoreError> {
+        if !enabled_features(store, user)
+            .await?
+            .contains(&Feature::Calendar)
+        {
+            return self.connect_to_add(store, user).await;
+        }
+        let start = event_start(entry.when.map(|w| w.moment), timezone.tz(), now);
+        let end = start + chrono::Duration::minutes(EVENT_MINUTES);
+        let event = NewEvent::new(
+            entry.title.clone(),
+            start,
+            end,
+            timezone,
+            transaction_id.to_string(),
+        );
+        let graph = &self.graph;
+        let outcome = self
+            .tokens
+            .call(user, Provider::Microsoft, |token| {
+                let event = &event;
+                async move { graph.create_event(&token, event).await }
+            })
+            .await;
+        Ok(match outcome {
+            Ok(_) => format!(
+                "Added \"{}\" to your calendar: {}.",
+                shorten(&entry.title, 60),
+                slot(start, end, &timezone, now)
+            ),
+            Err(CallError::Token(TokenError::NeedsReconnect(_) | TokenError::NotConnected(_))) => {
+                "Your calendar needs reconnecting first. Text \"connect calendar\" when you have a minute.".into()
+            }
+            Err(CallError::Token(TokenError::Store(e))) => return Err(e),
+            Err(error) => {
+                tracing::warn!(%error, "calendar event not created");
+                "I couldn't add that to your calendar just now. Try again in a bit.".into()
+            }
+        })
+    }
+
+    async fn connect_to_add(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
+        if self.tokens.apps().get(Provider::Microsoft).is_none() {
+            return Ok("I can't add to calendars on this server yet.".into());
+        }
+        let code =
+            vault::create_link(store.pool(), user, "microsoft", &["calendar".to_string()]).await?;
+        Ok(format!(
+            "Connect your calendar first, then I can add things to it (link works for 10 minutes): {}/c/{code}",
+            self.public_url.trim_end_matches('/')
+        ))
+    }
+
     async fn connect_first(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
         if self.tokens.apps().get(Provider::Microsoft).is_none() {
             return Ok("I can't read calendars on this server yet.".into());
@@ -76,6 +151,46 @@ impl CalendarAccess {
             self.public_url.trim_end_matches('/')
         ))
     }
+}
+
+/// How long an event put on the calendar from a text lasts.
+pub const EVENT_MINUTES: i64 = 30;
+
+/// When a new event starts: the instant said, 09:00 on a day said alone, or
+/// the next whole hour when no time was given.
+pub fn event_start(moment: Option<Moment>, tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    match moment {
+        Some(moment) => moment.remind_at(tz),
+        None => {
+            let next = now + chrono::Duration::hours(1);
+            next.with_minute(0)
+                .and_then(|t| t.with_second(0))
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(next)
+        }
+    }
+}
+
+/// "today 15:00–15:30", "tomorrow 09:00–09:30", "Fri 27 Nov 09:00–09:30".
+fn slot(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    timezone: &Timezone,
+    now: DateTime<Utc>,
+) -> String {
+    let tz = timezone.tz();
+    let (start, end) = (start.with_timezone(&tz), end.with_timezone(&tz));
+    let today = now.with_timezone(&tz).date_naive();
+    let day = match (start.date_naive() - today).num_days() {
+        0 => "today".to_string(),
+        1 => "tomorrow".to_string(),
+        _ => start.format("%a %-d %b").to_string(),
+    };
+    format!("{day} {}–{}", start.format("%H:%M"), end.format("%H:%M"))
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    UntrustedText::new(text).truncated(max).into_string()
 }
 
 /// "Today: 09:30 Standup · 14:00 Dentist · 16:00 Call Jo, and 2 more." Events
@@ -118,7 +233,6 @@ mod tests {
     use super::*;
     use chrono::TimeZone as _;
     use sidekick_integrations::graph::ShowAs;
-    use sidekick_integrations::UntrustedText;
 
     fn event(subject: &str, start_hour: u32, end_hour: u32) -> CalendarEvent {
         CalendarEvent {
@@ -155,6 +269,27 @@ mod tests {
         assert_eq!(
             describe(&events[..1], &paris, now),
             "Nothing else on your calendar today."
+        );
+    }
+
+    #[test]
+    fn a_new_event_starts_at_the_time_said_or_the_next_whole_hour() {
+        let paris = chrono_tz::Europe::Paris;
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 10, 37, 12).unwrap();
+        assert_eq!(
+            event_start(None, paris, now),
+            Utc.with_ymd_and_hms(2026, 11, 25, 11, 0, 0).unwrap()
+        );
+        let friday = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        assert_eq!(
+            event_start(Some(Moment::Day(friday)), paris, now),
+            Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()
+        );
+        let timezone = Timezone::parse("Europe/Paris").unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+        assert_eq!(
+            slot(start, start + chrono::Duration::minutes(30), &timezone, now),
+            "Fri 27 Nov 09:00–09:30"
         );
     }
 }

@@ -261,6 +261,7 @@ fn is_whole_command(text: &str) -> bool {
         || services_command::query(text).is_some()
         || services_command::search(text).is_some()
         || services_command::wants_video_summary(text)
+        || services_command::add_to_calendar(text, chrono::Utc::now(), chrono_tz::UTC).is_some()
     {
         return true;
     }
@@ -568,7 +569,7 @@ impl Shared {
         if let Some(request) = services_command::parse(&turn.text()) {
             return self.connect_link(turn.user, &request).await.map(Some);
         }
-        if let Some(reply) = self.ask_service(turn, account).await? {
+        if let Some(reply) = self.ask_service(turn, account, meta).await? {
             return Ok(Some(reply));
         }
         let desk = self.desk(turn, account, key, meta);
@@ -627,8 +628,33 @@ impl Shared {
         &self,
         turn: &Turn,
         account: &Account,
+        meta: CommandMeta,
     ) -> Result<Option<Reply>, StoreError> {
         let text = turn.text();
+        let now = chrono::Utc::now();
+        if let (Some(entry), Some(calendar)) = (
+            services_command::add_to_calendar(&text, now, account.timezone.tz()),
+            self.settings.calendar.as_ref(),
+        ) {
+            // Derived from the message, so a redelivered turn books the event once.
+            let source = meta.causation_id.unwrap_or(meta.correlation_id);
+            let transaction = Uuid::new_v5(&source, b"calendar-event");
+            let text = calendar
+                .add_event(
+                    &self.store,
+                    turn.user,
+                    account.timezone,
+                    &entry,
+                    now,
+                    transaction,
+                )
+                .await?;
+            return Ok(Some(Reply {
+                text: Some(text),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            }));
+        }
         if let (Some(words), Some(client)) = (
             services_command::search(&text),
             self.settings.search.as_ref(),

@@ -835,3 +835,94 @@ async fn a_youtube_summary_is_kept_as_a_memory_with_details_only_when_connected(
     transcripts.stop().await;
     youtube.stop().await;
 }
+
+#[tokio::test]
+async fn add_to_calendar_books_one_event_at_the_time_said_and_only_when_enabled() {
+    use sidekick_assistant::calendar::CalendarAccess;
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_integrations::graph::{FakeGraph, GraphClient};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let graph = FakeGraph::start().await;
+    let public_url = "https://sidekick.example";
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Microsoft.settings(),
+        "client",
+        None,
+        public_url,
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: apps.clone(),
+            calendar: Some(CalendarAccess {
+                tokens: TokenManager::new(p.store.clone(), apps),
+                graph: GraphClient::new(graph.config()).unwrap(),
+                public_url: public_url.into(),
+            }),
+            ..quick()
+        },
+    );
+
+    // Not connected: a link to connect, and Graph is never called.
+    let user = p.user("+15551230181").await;
+    p.text(user, "put the garage steps on my calendar tomorrow at 9")
+        .await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    assert!(
+        replies[0].1.starts_with("Connect your calendar first")
+            && replies[0].1.contains(&format!("{public_url}/c/")),
+        "{replies:?}"
+    );
+    assert!(graph.requests().is_empty(), "no call without the feature");
+
+    vault::save_connection(
+        &p.store,
+        user,
+        "microsoft",
+        &NewTokens {
+            access_token: Secret::new(graph.access_token().secret()),
+            refresh_token: None,
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+            scopes: vec!["Calendars.ReadWrite".into()],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.text(user, "put the garage steps on my calendar tomorrow at 9")
+        .await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert_eq!(
+        replies[1].1,
+        "Added \"the garage steps\" to your calendar: tomorrow 09:00–09:30."
+    );
+    let events = graph.events();
+    assert_eq!(events.len(), 1);
+    let paris = chrono_tz::Europe::Paris;
+    let tomorrow = chrono::Utc::now().with_timezone(&paris).date_naive() + chrono::Days::new(1);
+    let nine = sidekick_domain::when::local_to_utc(
+        tomorrow,
+        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        paris,
+    );
+    assert_eq!(events[0].subject, "the garage steps");
+    assert_eq!(events[0].start, nine);
+    assert_eq!(events[0].end, nine + chrono::Duration::minutes(30));
+    assert!(events[0].transaction_id.is_some());
+
+    // Graph failing: said kindly, nothing booked.
+    graph.fail_next(10, 503);
+    p.text(user, "add to calendar dentist friday").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 3).await;
+    assert_eq!(
+        replies[2].1,
+        "I couldn't add that to your calendar just now. Try again in a bit."
+    );
+    assert_eq!(graph.events().len(), 1);
+    p.stop().await;
+    graph.stop().await;
+}

@@ -10,6 +10,11 @@
 //! It is checked before the planning parser ([`crate::command`]), whose last,
 //! most permissive rule would otherwise take "connect calendar" as a task.
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::when::{find_when, tokenize, Token, When};
+
 /// A request to connect one service, for some of its features.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRequest {
@@ -196,9 +201,127 @@ pub fn wants_video_summary(text: &str) -> bool {
         })
 }
 
+/// Something to put on the user's calendar: "add to calendar call Jo at 3",
+/// "put the garage steps on my calendar tomorrow".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarEntry {
+    /// In the user's own spelling, the time words cut out.
+    pub title: String,
+    /// When it was said to be; `None` when no time was given.
+    pub when: Option<When>,
+}
+
+/// The longest event title kept, in characters.
+pub const MAX_TITLE_CHARS: usize = 120;
+
+/// A request to put something on the calendar, with its time read in `tz`.
+/// Narrow: "add to (my) calendar …" or "put/add/schedule … on/in/to (my)
+/// calendar …"; anything else ("calendar stuff for mum") is left alone.
+pub fn add_to_calendar(text: &str, now: DateTime<Utc>, tz: Tz) -> Option<CalendarEntry> {
+    let tokens = tokenize(text);
+    let words: Vec<&str> = tokens.iter().map(|t| t.word.as_str()).collect();
+    let is_calendar = |w: &str| matches!(w, "calendar" | "calender" | "cal");
+    let body: Vec<usize> = match words.as_slice() {
+        ["add", "to", "my" | "the", cal, ..] if is_calendar(cal) => (4..words.len()).collect(),
+        ["add", "to", cal, ..] if is_calendar(cal) => (3..words.len()).collect(),
+        ["put" | "add" | "schedule" | "book", ..] => {
+            let at = (2..words.len()).find(|&i| is_calendar(words[i]))?;
+            let article = matches!(words[at - 1], "my" | "the");
+            let preposition = if article { at.checked_sub(2)? } else { at - 1 };
+            if preposition == 0
+                || !matches!(words[preposition], "on" | "in" | "to" | "onto" | "into")
+            {
+                return None;
+            }
+            (1..preposition).chain(at + 1..words.len()).collect()
+        }
+        _ => return None,
+    };
+    let body_words: Vec<&str> = body.iter().map(|&i| words[i]).collect();
+    let found = find_when(&body_words, now, tz);
+    let kept: Vec<usize> = body
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| found.as_ref().is_none_or(|f| !f.words.contains(k)))
+        .map(|(_, &i)| i)
+        .collect();
+    let title = original_runs(text, &tokens, &kept);
+    let title = title
+        .trim_matches(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | '-' | '.'))
+        .chars()
+        .take(MAX_TITLE_CHARS)
+        .collect::<String>();
+    if title.is_empty() {
+        return None;
+    }
+    Some(CalendarEntry {
+        title,
+        when: found.map(|f| f.value),
+    })
+}
+
+/// The text of the tokens at `indices` as the user typed it: neighbouring
+/// tokens keep what stood between them ("Jo's"), gaps become one space.
+fn original_runs(text: &str, tokens: &[Token], indices: &[usize]) -> String {
+    let mut runs: Vec<&str> = Vec::new();
+    let mut run: Option<(usize, usize)> = None;
+    for &i in indices {
+        run = match run {
+            Some((first, last)) if last + 1 == i => Some((first, i)),
+            Some((first, last)) => {
+                runs.push(&text[tokens[first].start..tokens[last].end]);
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some((first, last)) = run {
+        runs.push(&text[tokens[first].start..tokens[last].end]);
+    }
+    runs.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_entries_keep_the_users_words_and_read_the_time() {
+        use chrono::TimeZone as _;
+        let tz = chrono_tz::Europe::Paris;
+        // Wednesday 25 November 2026, 10:00 in Paris.
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+        let entry =
+            add_to_calendar("Add to my calendar: call Jo's dentist at 3pm", now, tz).unwrap();
+        assert_eq!(entry.title, "call Jo's dentist");
+        assert_eq!(
+            entry.when.map(|w| w.moment),
+            Some(crate::when::Moment::At(
+                Utc.with_ymd_and_hms(2026, 11, 25, 14, 0, 0).unwrap()
+            ))
+        );
+        let entry =
+            add_to_calendar("put the garage steps on my calendar tomorrow at 9", now, tz).unwrap();
+        assert_eq!(entry.title, "the garage steps");
+        assert_eq!(
+            entry.when.map(|w| w.moment),
+            Some(crate::when::Moment::At(
+                Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()
+            ))
+        );
+        let entry = add_to_calendar("add gym to calendar", now, tz).unwrap();
+        assert_eq!((entry.title.as_str(), entry.when), ("gym", None));
+        for text in [
+            "calendar stuff for mum",
+            "add to calendar",
+            "add milk to the list",
+            "put calendar on the wall",
+            "todo add to calendar",
+            "add to my calendar at 5",
+        ] {
+            assert_eq!(add_to_calendar(text, now, tz), None, "{text}");
+        }
+    }
 
     #[test]
     fn video_summaries_need_a_youtube_link_and_a_summary_word() {
