@@ -329,6 +329,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             calendar,
             search: Some(web_search()?),
             videos: Some(video_access(&tokens, &oauth_apps)?),
+            notes: notes_access(&tokens, &oauth_apps, &config)?,
             daily_tokens: config.sidekick_daily_tokens,
             holding_after: Duration::from_millis(config.sidekick_holding_reply_ms),
             model_timeout: Duration::from_millis(config.sidekick_model_timeout_ms),
@@ -475,4 +476,27 @@ fn video_access(
             .context("YouTube transcript settings")?,
         details,
     })
+}
+
+/// "note to notion …", when a Notion app is configured (`NOTION_API_BASE`
+/// overrides).
+fn notes_access(
+    tokens: &sidekick_assistant::tokens::TokenManager,
+    apps: &OAuthApps,
+    config: &Config,
+) -> Result<Option<sidekick_assistant::notes::NotesAccess>> {
+    use sidekick_integrations::notion::{NotionClient, NotionConfig, API_BASE_ENV};
+    use sidekick_integrations::oauth::Provider;
+    if apps.get(Provider::Notion).is_none() {
+        return Ok(None);
+    }
+    let mut notion = NotionConfig::default();
+    if let Some(base) = api_base(API_BASE_ENV) {
+        notion = notion.with_api_base(base);
+    }
+    Ok(Some(sidekick_assistant::notes::NotesAccess {
+        tokens: tokens.clone(),
+        notion: NotionClient::new(notion).context("Notion settings")?,
+        public_url: config.public_url(),
+    }))
 }

@@ -19,7 +19,7 @@
 //!   and a broken connection reported to the user once.
 //! - [`calendar`]: "today's meetings" from the user's connected Microsoft calendar.
 //! - [`search`]: "search …" as the top web results; [`youtube`]: "summarise <link>"
-//!   as a memory of the video's transcript.
+//!   as a memory of the video's transcript; [`notes`]: "note to notion …".
 //! - [`features`]: which features of connected services a user has (the tool gate).
 //!
 //! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
@@ -30,6 +30,7 @@ pub mod context;
 pub mod copy;
 pub mod engine;
 pub mod features;
+pub mod notes;
 pub mod notifier;
 pub mod offline;
 pub mod outside;

@@ -62,6 +62,7 @@ use uuid::Uuid;
 use crate::calendar::CalendarAccess;
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
+use crate::notes::NotesAccess;
 use crate::offline::{self, OfflineEngine};
 use crate::planning::Desk;
 use crate::tools::{Outside, Registry};
@@ -107,6 +108,9 @@ pub struct TurnSettings {
     /// Keeps "summarise <youtube link>" as a memory of the transcript; `None`
     /// leaves such texts to the planner and the model.
     pub videos: Option<VideoAccess>,
+    /// Appends "note to notion …" to the user's Notion; `None` leaves such
+    /// texts to the planner and the model.
+    pub notes: Option<NotesAccess>,
 }
 
 impl Default for TurnSettings {
@@ -125,6 +129,7 @@ impl Default for TurnSettings {
             calendar: None,
             search: None,
             videos: None,
+            notes: None,
         }
     }
 }
@@ -261,6 +266,7 @@ fn is_whole_command(text: &str) -> bool {
         || services_command::query(text).is_some()
         || services_command::search(text).is_some()
         || services_command::wants_video_summary(text)
+        || services_command::note_to_notion(text).is_some()
         || services_command::add_to_calendar(text, chrono::Utc::now(), chrono_tz::UTC).is_some()
     {
         return true;
@@ -661,6 +667,16 @@ impl Shared {
         ) {
             return Ok(Some(Reply {
                 text: Some(crate::search::answer(client, &words).await),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            }));
+        }
+        if let (Some(note), Some(notes)) = (
+            services_command::note_to_notion(&text),
+            self.settings.notes.as_ref(),
+        ) {
+            return Ok(Some(Reply {
+                text: Some(notes.note(&self.store, turn.user, &note).await?),
                 kind: OutboundKind::Reply,
                 actions: vec![],
             }));

@@ -926,3 +926,91 @@ async fn add_to_calendar_books_one_event_at_the_time_said_and_only_when_enabled(
     p.stop().await;
     graph.stop().await;
 }
+
+#[tokio::test]
+async fn a_note_to_notion_goes_to_the_latest_page_and_only_when_enabled() {
+    use sidekick_assistant::notes::NotesAccess;
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_integrations::notion::{FakeNotion, NotionClient};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let notion = FakeNotion::start().await;
+    let public_url = "https://sidekick.example";
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Notion.settings(),
+        "client",
+        None,
+        public_url,
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: apps.clone(),
+            notes: Some(NotesAccess {
+                tokens: TokenManager::new(p.store.clone(), apps),
+                notion: NotionClient::new(notion.config()).unwrap(),
+                public_url: public_url.into(),
+            }),
+            ..quick()
+        },
+    );
+    let now = chrono::Utc::now();
+    let older = notion.add_page("Inbox", None, now - chrono::Duration::days(3));
+    let latest = notion.add_page("Ideas", None, now - chrono::Duration::hours(1));
+
+    // Not connected: a link to connect, and Notion is never called.
+    let user = p.user("+15551230191").await;
+    p.text(user, "note to notion: call the bank about the fee")
+        .await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    assert!(
+        replies[0].1.starts_with("Connect Notion first")
+            && replies[0].1.contains(&format!("{public_url}/c/")),
+        "{replies:?}"
+    );
+    assert!(notion.requests().is_empty(), "no call without the feature");
+
+    vault::save_connection(
+        &p.store,
+        user,
+        "notion",
+        &NewTokens {
+            access_token: Secret::new(notion.access_token().secret()),
+            refresh_token: None,
+            expires_at: None,
+            scopes: vec![],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.text(user, "note to notion: call the bank about the fee")
+        .await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert_eq!(replies[1].1, "Added to your Notion page \"Ideas\".");
+    let page = notion.page(&latest).unwrap();
+    assert_eq!(page.children.len(), 1);
+    assert!(
+        page.children[0]
+            .to_string()
+            .contains("call the bank about the fee"),
+        "{:?}",
+        page.children
+    );
+    assert!(notion.page(&older).unwrap().children.is_empty());
+
+    // Notion down: said kindly, nothing more written.
+    notion.fail_next(10, 503);
+    p.text(user, "notion: gift ideas for Mum").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 3).await;
+    assert_eq!(
+        replies[2].1,
+        "I couldn't reach Notion just now. Try again in a bit."
+    );
+    assert_eq!(notion.page(&latest).unwrap().children.len(), 1);
+    p.stop().await;
+    notion.stop().await;
+}

@@ -281,9 +281,73 @@ fn original_runs(text: &str, tokens: &[Token], indices: &[usize]) -> String {
     runs.join(" ")
 }
 
+/// The longest note sent to Notion from one text, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
+const NOTE_OPENINGS: &[&str] = &[
+    "note to notion",
+    "notes to notion",
+    "note in notion",
+    "add to notion",
+    "save to notion",
+    "put in notion",
+    "send to notion",
+    "notion note",
+    // "notion" alone only with a colon or dash: "notion pages are slow" is not a note.
+    "notion:",
+    "notion -",
+];
+
+/// The text of a note for Notion: "note to notion call the bank about the
+/// fee", "notion: ideas for mum's birthday". Nothing after the opening is not
+/// a note.
+pub fn note_to_notion(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    let lower = trimmed.to_lowercase();
+    let opening = NOTE_OPENINGS.iter().find(|o| {
+        lower.starts_with(*o)
+            && (o.ends_with([':', '-'])
+                || lower[o.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_whitespace() || c == ':' || c == '-'))
+    })?;
+    let rest: String = trimmed
+        .chars()
+        .skip(opening.chars().count())
+        .collect::<String>()
+        .trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == '-')
+        .trim_end()
+        .chars()
+        .take(MAX_NOTE_CHARS)
+        .collect();
+    (!rest.is_empty()).then_some(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notion_notes_take_the_words_after_the_opening() {
+        assert_eq!(
+            note_to_notion("Note to Notion: call the bank about the fee").as_deref(),
+            Some("call the bank about the fee")
+        );
+        assert_eq!(
+            note_to_notion("notion - gift ideas for Mum").as_deref(),
+            Some("gift ideas for Mum")
+        );
+        assert_eq!(note_to_notion("note to notion"), None);
+        assert_eq!(note_to_notion("notion:  "), None);
+        assert_eq!(note_to_notion("notional amounts"), None);
+        assert_eq!(note_to_notion("connect notion"), None);
+        assert_eq!(note_to_notion("notion pages are slow"), None);
+        assert_eq!(
+            note_to_notion(&format!("notion: {}", "a".repeat(3000))).map(|n| n.len()),
+            Some(MAX_NOTE_CHARS)
+        );
+    }
 
     #[test]
     fn calendar_entries_keep_the_users_words_and_read_the_time() {
