@@ -13,7 +13,7 @@ use sidekick_domain::services_command::CalendarEntry;
 use sidekick_domain::when::Moment;
 use sidekick_domain::{Timezone, UserId};
 use sidekick_integrations::graph::{
-    CalendarEvent, CalendarWindow, EventTime, GraphClient, NewEvent,
+    CalendarEvent, CalendarWindow, EventTime, GraphClient, NewEvent, ShowAs,
 };
 use sidekick_integrations::oauth::{Feature, Provider};
 use sidekick_integrations::UntrustedText;
@@ -128,6 +128,44 @@ impl CalendarAccess {
         })
     }
 
+    /// Today's busy `[start, end)` intervals for "plan my day": timed events
+    /// shown as busy, tentative or out of office. Empty when the calendar
+    /// feature is off or the calendar cannot be read (the plan is still made,
+    /// just without it).
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    pub async fn busy_today(
+        &self,
+        store: &Store,
+        user: UserId,
+        timezone: Timezone,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        if !enabled_features(store, user)
+            .await?
+            .contains(&Feature::Calendar)
+        {
+            return Ok(Vec::new());
+        }
+        let today = now.with_timezone(&timezone.tz()).date_naive();
+        let window = CalendarWindow::day(today, timezone);
+        let graph = &self.graph;
+        let outcome = self
+            .tokens
+            .call(user, Provider::Microsoft, |token| {
+                let window = window.clone();
+                async move { graph.calendar_view(&token, &window).await }
+            })
+            .await;
+        match outcome {
+            Ok(events) => Ok(busy(&events)),
+            Err(CallError::Token(TokenError::Store(e))) => Err(e),
+            Err(error) => {
+                tracing::warn!(%error, "calendar unavailable; planning without it");
+                Ok(Vec::new())
+            }
+        }
+    }
+
     async fn connect_to_add(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
         if self.tokens.apps().get(Provider::Microsoft).is_none() {
             return Ok("I can't add to calendars on this server yet.".into());
@@ -151,6 +189,19 @@ impl CalendarAccess {
             self.public_url.trim_end_matches('/')
         ))
     }
+}
+
+/// The timed events that block time, as `[start, end)`.
+pub fn busy(events: &[CalendarEvent]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    events
+        .iter()
+        .filter(|e| !e.is_cancelled)
+        .filter(|e| matches!(e.show_as, ShowAs::Busy | ShowAs::Tentative | ShowAs::Oof))
+        .filter_map(|e| match e.when {
+            EventTime::Timed { start, end } => Some((start, end)),
+            EventTime::AllDay { .. } => None,
+        })
+        .collect()
 }
 
 /// How long an event put on the calendar from a text lasts.
@@ -232,7 +283,6 @@ pub fn describe(events: &[CalendarEvent], timezone: &Timezone, now: DateTime<Utc
 mod tests {
     use super::*;
     use chrono::TimeZone as _;
-    use sidekick_integrations::graph::ShowAs;
 
     fn event(subject: &str, start_hour: u32, end_hour: u32) -> CalendarEvent {
         CalendarEvent {

@@ -48,6 +48,9 @@ pub struct Desk<'a> {
     pub account: &'a Account,
     pub now: DateTime<Utc>,
     pub meta: CommandMeta,
+    /// Busy `[start, end)` intervals from the user's calendar, which "plan my
+    /// day" keeps clear of; empty when no calendar is connected.
+    pub busy: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// An open task as the user sees it in a list.
@@ -790,11 +793,12 @@ impl Desk<'_> {
 
     async fn plan_day(&self) -> Result<String> {
         let planner = self.store.planner(self.user).await?;
-        let boxes = planner.draft_day(
+        let boxes = planner.draft_day_around(
             self.now,
             self.tz(),
             self.account.quiet_hours,
             &DayPlanRules::default(),
+            &self.busy,
         );
         if boxes.is_empty() {
             return Ok("Nothing to plan: your list is clear or the day is done. Text 'todo ...' to add one thing.".to_string());
@@ -825,8 +829,13 @@ impl Desk<'_> {
             at: self.now,
         })
         .await?;
+        let around = if self.busy.is_empty() {
+            ""
+        } else {
+            " (around your meetings)"
+        };
         Ok(format!(
-            "Today: {}. Reply 'replan' if the day changes.",
+            "Today: {}{around}. Reply 'replan' if the day changes.",
             shown.join(" · ")
         ))
     }

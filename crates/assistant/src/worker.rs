@@ -556,6 +556,7 @@ impl Shared {
             account,
             now: chrono::Utc::now(),
             meta,
+            busy: Vec::new(),
         }
     }
 
@@ -578,7 +579,7 @@ impl Shared {
         if let Some(reply) = self.ask_service(turn, account, meta).await? {
             return Ok(Some(reply));
         }
-        let desk = self.desk(turn, account, key, meta);
+        let mut desk = self.desk(turn, account, key, meta);
         let text = turn.text();
         if let (true, Some(videos)) = (
             services_command::wants_video_summary(&text),
@@ -595,6 +596,13 @@ impl Shared {
         let intent = command::parse(&text, desk.now, account.timezone.tz());
         if intent == PlanningIntent::Unknown {
             return Ok(None);
+        }
+        if let (PlanningIntent::PlanDay | PlanningIntent::Replan, Some(calendar)) =
+            (&intent, self.settings.calendar.as_ref())
+        {
+            desk.busy = calendar
+                .busy_today(&self.store, turn.user, account.timezone, desk.now)
+                .await?;
         }
         Ok(desk.answer(intent).await?.map(|text| Reply {
             text: Some(text),

@@ -1014,3 +1014,110 @@ async fn a_note_to_notion_goes_to_the_latest_page_and_only_when_enabled() {
     p.stop().await;
     notion.stop().await;
 }
+
+#[tokio::test]
+async fn plan_my_day_keeps_clear_of_busy_calendar_slots_when_connected() {
+    use chrono::Timelike as _;
+    use sidekick_assistant::calendar::CalendarAccess;
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_integrations::graph::{FakeEvent, FakeGraph, GraphClient};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let graph = FakeGraph::start().await;
+    let public_url = "https://sidekick.example";
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Microsoft.settings(),
+        "client",
+        None,
+        public_url,
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            public_url: Some(public_url.into()),
+            oauth: apps.clone(),
+            calendar: Some(CalendarAccess {
+                tokens: TokenManager::new(p.store.clone(), apps),
+                graph: GraphClient::new(graph.config()).unwrap(),
+                public_url: public_url.into(),
+            }),
+            ..quick()
+        },
+    );
+    // A zone where it is now about 09:00, so the day has room at any test time.
+    let now = chrono::Utc::now();
+    let offset = (9 - now.hour() as i32 + 36) % 24 - 12;
+    let zone = match offset {
+        0 => "Etc/GMT".to_string(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    };
+    let timezone = Timezone::parse(&zone).unwrap();
+    let (user, _) = p
+        .store
+        .register(
+            &PhoneNumber::parse("+15551230201").unwrap(),
+            Some("Sam"),
+            Some(timezone),
+            SignupChannel::Sms,
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    // A meeting from now to a five-minute mark about an hour ahead.
+    let meeting_end = {
+        let t = now + chrono::Duration::minutes(60);
+        chrono::DateTime::from_timestamp(t.timestamp() - t.timestamp() % 300, 0).unwrap()
+    };
+    graph.add_event(FakeEvent::new(
+        "Team sync",
+        now - chrono::Duration::minutes(5),
+        meeting_end,
+    ));
+    p.text(user, "todo write the report").await;
+    p.wait_replies(user, |r| !r.is_empty()).await;
+
+    // Not connected: planned from now, the calendar untouched.
+    p.text(user, "plan my day").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 2).await;
+    assert!(
+        replies[1].1.starts_with("Today: ") && !replies[1].1.contains("meetings"),
+        "{replies:?}"
+    );
+    assert!(graph.requests().is_empty(), "no call without the feature");
+
+    vault::save_connection(
+        &p.store,
+        user,
+        "microsoft",
+        &NewTokens {
+            access_token: Secret::new(graph.access_token().secret()),
+            refresh_token: None,
+            expires_at: Some(now + chrono::Duration::hours(1)),
+            scopes: vec!["Calendars.ReadWrite".into()],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.text(user, "replan").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 3).await;
+    let at = meeting_end.with_timezone(&timezone.tz()).format("%H:%M");
+    // (The title is read from a projection this pipeline does not run.)
+    assert!(
+        replies[2].1.starts_with(&format!("Today: {at} "))
+            && replies[2]
+                .1
+                .ends_with(" (around your meetings). Reply 'replan' if the day changes."),
+        "{replies:?}"
+    );
+    assert!(
+        !replies[1].1.contains(&format!("Today: {at} ")),
+        "{replies:?}"
+    );
+    assert!(!graph.requests().is_empty());
+    p.stop().await;
+    graph.stop().await;
+}
