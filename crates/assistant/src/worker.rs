@@ -673,6 +673,16 @@ impl Shared {
             services_command::search(&text),
             self.settings.search.as_ref(),
         ) {
+            // "look up the door code" was always a memory question: when a
+            // memory matches, the planner's recall answers it, not the web.
+            let look_up = text.trim_start().to_lowercase().starts_with("look");
+            if look_up
+                && !sidekick_store::memory::search(self.store.pool(), turn.user, &words, 1)
+                    .await?
+                    .is_empty()
+            {
+                return Ok(None);
+            }
             return Ok(Some(Reply {
                 text: Some(crate::search::answer(client, &words).await),
                 kind: OutboundKind::Reply,

@@ -681,6 +681,32 @@ async fn search_lists_the_top_three_results_and_a_bot_check_is_said_kindly() {
     p.text(user, "search xyzzy plugh").await;
     let replies = p.wait_replies(user, |r| r.len() >= 4).await;
     assert!(replies[3].1.starts_with("I found nothing"), "{replies:?}");
+
+    // "look up" something remembered is recalled, not searched.
+    let projector = sidekick_projector::worker::ProjectorWorker::new(
+        p.store.pool().clone(),
+        p.bus.clone(),
+        sidekick_projector::all_with(&p.store),
+    );
+    let (bus, stop) = (p.bus.clone(), p.stop.clone());
+    p.tasks.spawn(async move {
+        let _ = sidekick_bus::worker::run(bus, "projector", projector, stop).await;
+    });
+    p.text(user, "remember the door code is 4512").await;
+    p.wait_replies(user, |r| r.len() >= 5).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while sidekick_store::memory::search(p.store.pool(), user, "door code", 1)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never projected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.text(user, "look up the door code").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 6).await;
+    assert!(replies[5].1.contains("4512"), "{replies:?}");
+    assert_eq!(ddg.requests().len(), 3);
     p.stop().await;
     ddg.stop().await;
 }
