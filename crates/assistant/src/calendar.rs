@@ -123,7 +123,7 @@ impl CalendarAccess {
             Err(CallError::Token(TokenError::Store(e))) => return Err(e),
             Err(error) => {
                 tracing::warn!(%error, "calendar event not created");
-                "I couldn't add that to your calendar just now. Try again in a bit.".into()
+                "I couldn't add that to your calendar just now. Try it in a few minutes.".into()
             }
         })
     }
@@ -139,7 +139,7 @@ impl CalendarAccess {
         user: UserId,
         timezone: Timezone,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+    ) -> Result<Vec<Busy>, StoreError> {
         if !enabled_features(store, user)
             .await?
             .contains(&Feature::Calendar)
@@ -191,8 +191,11 @@ impl CalendarAccess {
     }
 }
 
+/// A busy `[start, end)` interval.
+pub type Busy = (DateTime<Utc>, DateTime<Utc>);
+
 /// The timed events that block time, as `[start, end)`.
-pub fn busy(events: &[CalendarEvent]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn busy(events: &[CalendarEvent]) -> Vec<Busy> {
     events
         .iter()
         .filter(|e| !e.is_cancelled)

@@ -67,7 +67,7 @@ impl NotesAccess {
                 "Added to your Notion page \"{}\".",
                 title(&page).truncated(60).as_str()
             ),
-            Ok(None) => "I can't see any Notion pages yet. Share a page with Sidekick in Notion, then send the note again.".into(),
+            Ok(None) => "I can't see any Notion pages yet. Share a page with Sidekick in Notion, then send the note once more.".into(),
             Err(CallError::Token(TokenError::NeedsReconnect(_) | TokenError::NotConnected(_))) => {
                 "Notion needs reconnecting first. Text \"connect notion\" when you have a minute.".into()
             }
@@ -77,7 +77,7 @@ impl NotesAccess {
             }
             Err(error) => {
                 tracing::warn!(%error, "notion note not saved");
-                "I couldn't reach Notion just now. Try again in a bit.".into()
+                "I couldn't reach Notion just now. Try it in a few minutes.".into()
             }
         })
     }

@@ -22,11 +22,11 @@ pub async fn answer(client: &DuckDuckGoClient, query: &str) -> String {
     match client.search(query, MAX_RESULTS).await {
         Ok(results) => describe(&results),
         Err(DuckDuckGoError::Blocked | DuckDuckGoError::RateLimited { .. }) => {
-            "Search is busy right now. Try again in a few minutes.".into()
+            "Search is busy right now. Try it in a few minutes.".into()
         }
         Err(error) => {
             tracing::warn!(%error, "web search unavailable");
-            "I couldn't search just now. Try again in a bit.".into()
+            "I couldn't search just now. Try it in a few minutes.".into()
         }
     }
 }

@@ -189,21 +189,50 @@ fn unavailable(error: &TranscriptError) -> String {
             "I can't open that video: it may be private or gone. Got another link?"
         }
         TranscriptError::Withheld { .. } | TranscriptError::RateLimited { .. } => {
-            "YouTube won't share the captions right now. Try again later."
+            "YouTube won't share the captions right now. Try it later today."
         }
         TranscriptError::Unavailable { .. }
         | TranscriptError::InvalidResponse { .. }
         | TranscriptError::Config(_) => {
             tracing::warn!(%error, "transcript unavailable");
-            "I couldn't reach YouTube just now. Try again in a bit."
+            "I couldn't reach YouTube just now. Try it in a few minutes."
         }
     }
     .to_string()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_failure_is_said_in_one_short_kind_text() {
+        let id = VideoId::parse("dQw4w9WgXcQ").unwrap();
+        let errors = [
+            TranscriptError::NoCaptions { id },
+            TranscriptError::NotFound { reason: "x".into() },
+            TranscriptError::NotPublic { reason: "x".into() },
+            TranscriptError::Withheld { reason: "x".into() },
+            TranscriptError::RateLimited { retry_after: None },
+            TranscriptError::Unavailable {
+                attempts: 2,
+                last: "x".into(),
+            },
+            TranscriptError::InvalidResponse {
+                status: 200,
+                message: "x".into(),
+            },
+            TranscriptError::Config("x".into()),
+        ];
+        for error in &errors {
+            let text = unavailable(error);
+            assert!(text.len() <= 160, "{text}");
+            for word in ["again", "should", "failed", "must"] {
+                assert!(!text.to_lowercase().contains(word), "{text}");
+            }
+        }
+    }
 
     #[test]
     fn lengths_read_as_minutes() {

@@ -674,7 +674,7 @@ async fn search_lists_the_top_three_results_and_a_bot_check_is_said_kindly() {
     let replies = p.wait_replies(user, |r| r.len() >= 3).await;
     assert_eq!(
         replies[2].1,
-        "Search is busy right now. Try again in a few minutes."
+        "Search is busy right now. Try it in a few minutes."
     );
     assert_eq!(ddg.requests().len(), 2);
 
@@ -946,7 +946,7 @@ async fn add_to_calendar_books_one_event_at_the_time_said_and_only_when_enabled(
     let replies = p.wait_replies(user, |r| r.len() >= 3).await;
     assert_eq!(
         replies[2].1,
-        "I couldn't add that to your calendar just now. Try again in a bit."
+        "I couldn't add that to your calendar just now. Try it in a few minutes."
     );
     assert_eq!(graph.events().len(), 1);
     p.stop().await;
@@ -1034,7 +1034,7 @@ async fn a_note_to_notion_goes_to_the_latest_page_and_only_when_enabled() {
     let replies = p.wait_replies(user, |r| r.len() >= 3).await;
     assert_eq!(
         replies[2].1,
-        "I couldn't reach Notion just now. Try again in a bit."
+        "I couldn't reach Notion just now. Try it in a few minutes."
     );
     assert_eq!(notion.page(&latest).unwrap().children.len(), 1);
     p.stop().await;
