@@ -17,7 +17,8 @@
 //!   inactivity check-ins become commands (fire, queue a message), at most once each.
 //! - [`tokens`]: access tokens of connected services, refreshed once however many ask,
 //!   and a broken connection reported to the user once.
-//! - [`calendar`]: "today's meetings" from the user's connected Microsoft calendar.
+//! - [`calendar`]: "today's meetings", "add to calendar …" and the busy slots "plan my
+//!   day" avoids, from the user's connected Microsoft calendar.
 //! - [`search`]: "search …" as the top web results; [`youtube`]: "summarise <link>"
 //!   as a memory of the video's transcript; [`notes`]: "note to notion …".
 //! - [`features`]: which features of connected services a user has (the tool gate).

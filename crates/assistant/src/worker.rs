@@ -105,7 +105,7 @@ pub struct TurnSettings {
     /// Answers "search …" / "look up …" with web results; `None` leaves such
     /// texts to the planner ("look up" then recalls a memory) and the model.
     pub search: Option<DuckDuckGoClient>,
-    /// Keeps "summarise <youtube link>" as a memory of the transcript; `None`
+    /// Keeps "summarise `<youtube link>`" as a memory of the transcript; `None`
     /// leaves such texts to the planner and the model.
     pub videos: Option<VideoAccess>,
     /// Appends "note to notion …" to the user's Notion; `None` leaves such

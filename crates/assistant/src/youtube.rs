@@ -1,4 +1,4 @@
-//! "summarise <youtube link>" for the offline engine: the video's title and the
+//! "summarise `<youtube link>`" for the offline engine: the video's title and the
 //! opening of its transcript are kept as a memory tagged `youtube` (the same
 //! Memory path as "remember …"), and a short reply says what was kept.
 //!

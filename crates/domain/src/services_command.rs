@@ -7,6 +7,11 @@
 //! `calendar`, `mail`, `notes`), as plain strings: the domain does not know the
 //! providers.
 //!
+//! The other texts an outside service answers are read here too: "today's
+//! meetings" ([`query`]), "search …" ([`search`]), "summarise `<youtube link>`"
+//! ([`wants_video_summary`]), "add to calendar …" ([`add_to_calendar`]) and
+//! "note to notion …" ([`note_to_notion`]).
+//!
 //! It is checked before the planning parser ([`crate::command`]), whose last,
 //! most permissive rule would otherwise take "connect calendar" as a task.
 
@@ -188,7 +193,7 @@ const SUMMARY_WORDS: &[&str] = &[
 ];
 
 /// Whether a text asks to summarise a YouTube video: a link to one and a word
-/// such as "summarise" ("summarise https://youtu.be/…", "summary pls
+/// such as "summarise" ("summarise `https://youtu.be/…`", "summary pls
 /// youtube.com/watch?v=…"). The link itself is found by the assistant, which
 /// knows YouTube's URL shapes; a link alone is left to the rest (it may be
 /// something to remember or a task).
