@@ -67,11 +67,12 @@ impl VideoAccess {
         let Some(id) = VideoId::find_in(text) else {
             return Ok(None);
         };
-        let details = self.details(desk.store, desk.user, &id).await?;
         let transcript = match self.transcripts.fetch(&id).await {
             Ok(transcript) => transcript,
             Err(error) => return Ok(Some(unavailable(&error))),
         };
+        // Only once there is something to keep: each lookup costs quota.
+        let details = self.details(desk.store, desk.user, &id).await?;
         let found = match &details {
             Details::Found(found) => Some(found),
             _ => None,

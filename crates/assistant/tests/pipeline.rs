@@ -845,16 +845,25 @@ async fn a_youtube_summary_is_kept_as_a_memory_with_details_only_when_connected(
     );
     assert_eq!(youtube.requests().len(), 1);
 
+    // No captions while connected: said kindly, no quota spent on details.
+    p.text(user, "summarise https://youtu.be/aaaaaaaaaaa").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 4).await;
+    assert!(
+        replies[3].1.starts_with("That video has no captions"),
+        "{replies:?}"
+    );
+    assert_eq!(youtube.requests().len(), 1);
+
     // The day's quota used up: still summarised, and the limit said kindly.
     youtube.set_quota(0);
     p.text(user, "summarise https://youtu.be/dQw4w9WgXcQ again")
         .await;
-    let replies = p.wait_replies(user, |r| r.len() >= 4).await;
+    let replies = p.wait_replies(user, |r| r.len() >= 5).await;
     assert!(
-        replies[3]
+        replies[4]
             .1
             .starts_with("Saved \"Body doubling for focus\" to memory")
-            && replies[3].1.contains("daily limit"),
+            && replies[4].1.contains("daily limit"),
         "{replies:?}"
     );
     p.stop().await;
