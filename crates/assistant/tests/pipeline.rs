@@ -1156,3 +1156,58 @@ async fn plan_my_day_keeps_clear_of_busy_calendar_slots_when_connected() {
     p.stop().await;
     graph.stop().await;
 }
+
+#[tokio::test]
+async fn a_note_to_notion_with_no_shared_page_says_how_to_share_one() {
+    use sidekick_assistant::notes::NotesAccess;
+    use sidekick_assistant::tokens::TokenManager;
+    use sidekick_integrations::notion::{FakeNotion, NotionClient};
+    use sidekick_integrations::oauth::{OAuthApp, OAuthApps, Provider};
+    use sidekick_store::vault::{self, NewTokens, Secret};
+
+    let mut p = Pipeline::start().await;
+    let notion = FakeNotion::start().await;
+    let public_url = "https://sidekick.example";
+    let apps = OAuthApps::default().with(OAuthApp::new(
+        Provider::Notion.settings(),
+        "client",
+        None,
+        public_url,
+    ));
+    p.assistant(
+        Arc::new(OfflineEngine),
+        TurnSettings {
+            notes: Some(NotesAccess {
+                tokens: TokenManager::new(p.store.clone(), apps),
+                notion: NotionClient::new(notion.config()).unwrap(),
+                public_url: public_url.into(),
+            }),
+            ..quick()
+        },
+    );
+    let user = p.user("+15551230211").await;
+    vault::save_connection(
+        &p.store,
+        user,
+        "notion",
+        &NewTokens {
+            access_token: Secret::new(notion.access_token().secret()),
+            refresh_token: None,
+            expires_at: None,
+            scopes: vec![],
+            account_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.text(user, "notion: book the vet").await;
+    let replies = p.wait_replies(user, |r| !r.is_empty()).await;
+    assert!(
+        replies[0].1.starts_with("I can't see any Notion pages yet"),
+        "{replies:?}"
+    );
+    assert!(notion.pages().is_empty());
+    assert_eq!(notion.requests().len(), 1, "one search, no write");
+    p.stop().await;
+    notion.stop().await;
+}
