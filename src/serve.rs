@@ -312,7 +312,10 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
     }
     if roles.contains(&Role::Assistant) {
         let provider = model_provider(&config);
-        let microsoft = microsoft_access(&store, &oauth_apps, &config)?;
+        // One token manager, so concurrent refreshes of a user's token collapse.
+        let tokens =
+            sidekick_assistant::tokens::TokenManager::new(store.clone(), oauth_apps.clone());
+        let microsoft = microsoft_access(&tokens, &oauth_apps, &config)?;
         // The model's tools reach what each user connected, through the vault.
         let outside: Arc<dyn sidekick_assistant::tools::Outside> =
             Arc::new(sidekick_assistant::outside::Connected {
@@ -324,6 +327,9 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
             public_url: Some(config.public_url()),
             oauth: oauth_apps.clone(),
             microsoft,
+            search: Some(web_search()?),
+            videos: Some(video_access(&tokens, &oauth_apps)?),
+            notes: notes_access(&tokens, &oauth_apps, &config)?,
             daily_tokens: config.sidekick_daily_tokens,
             holding_after: Duration::from_millis(config.sidekick_holding_reply_ms),
             model_timeout: Duration::from_millis(config.sidekick_model_timeout_ms),
@@ -401,7 +407,7 @@ pub async fn run(config: Config, roles: Vec<Role>, metrics: PrometheusHandle) ->
 /// What "today's meetings" needs, when a Microsoft app is configured: tokens
 /// (refreshed as needed) and a Graph client (`MICROSOFT_API_BASE` overrides).
 fn microsoft_access(
-    store: &Store,
+    tokens: &sidekick_assistant::tokens::TokenManager,
     apps: &OAuthApps,
     config: &Config,
 ) -> Result<Option<sidekick_assistant::microsoft::MicrosoftAccess>> {
@@ -418,8 +424,79 @@ fn microsoft_access(
         graph = graph.with_api_base(base);
     }
     Ok(Some(sidekick_assistant::microsoft::MicrosoftAccess {
-        tokens: sidekick_assistant::tokens::TokenManager::new(store.clone(), apps.clone()),
+        tokens: tokens.clone(),
         graph: GraphClient::new(graph).context("Microsoft Graph settings")?,
+        public_url: config.public_url(),
+    }))
+}
+
+/// Web search for "search …" (no account needed; `DUCKDUCKGO_API_BASE` overrides).
+fn web_search() -> Result<sidekick_integrations::duckduckgo::DuckDuckGoClient> {
+    use sidekick_integrations::duckduckgo::{DuckDuckGoClient, DuckDuckGoConfig, API_BASE_ENV};
+    let mut config = DuckDuckGoConfig::default();
+    if let Some(base) = api_base(API_BASE_ENV) {
+        config = config.with_base_url(base);
+    }
+    DuckDuckGoClient::new(config).context("DuckDuckGo settings")
+}
+
+/// A base URL override from the environment; blank counts as unset.
+fn api_base(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|b| !b.trim().is_empty())
+}
+
+/// "summarise <youtube link>": transcripts for everyone
+/// (`YOUTUBE_TRANSCRIPT_API_BASE` overrides), video details with the user's own
+/// token when a Google app is configured (`YOUTUBE_API_BASE` overrides).
+fn video_access(
+    tokens: &sidekick_assistant::tokens::TokenManager,
+    apps: &OAuthApps,
+) -> Result<sidekick_assistant::youtube::VideoAccess> {
+    use sidekick_assistant::youtube::{DetailsAccess, VideoAccess};
+    use sidekick_integrations::oauth::Provider;
+    use sidekick_integrations::{transcript, youtube};
+    let mut transcripts = transcript::TranscriptConfig::default();
+    if let Some(base) = api_base(transcript::API_BASE_ENV) {
+        transcripts = transcripts.with_base_url(base);
+    }
+    let details = if apps.get(Provider::Google).is_some() {
+        let mut config = youtube::YouTubeConfig::default();
+        if let Some(base) = api_base(youtube::API_BASE_ENV) {
+            config = config.with_api_base(base);
+        }
+        Some(DetailsAccess {
+            tokens: tokens.clone(),
+            youtube: youtube::YouTubeClient::new(config).context("YouTube settings")?,
+        })
+    } else {
+        None
+    };
+    Ok(VideoAccess {
+        transcripts: transcript::TranscriptClient::new(transcripts)
+            .context("YouTube transcript settings")?,
+        details,
+    })
+}
+
+/// "note to notion …", when a Notion app is configured (`NOTION_API_BASE`
+/// overrides).
+fn notes_access(
+    tokens: &sidekick_assistant::tokens::TokenManager,
+    apps: &OAuthApps,
+    config: &Config,
+) -> Result<Option<sidekick_assistant::notes::NotesAccess>> {
+    use sidekick_integrations::notion::{NotionClient, NotionConfig, API_BASE_ENV};
+    use sidekick_integrations::oauth::Provider;
+    if apps.get(Provider::Notion).is_none() {
+        return Ok(None);
+    }
+    let mut notion = NotionConfig::default();
+    if let Some(base) = api_base(API_BASE_ENV) {
+        notion = notion.with_api_base(base);
+    }
+    Ok(Some(sidekick_assistant::notes::NotesAccess {
+        tokens: tokens.clone(),
+        notion: NotionClient::new(notion).context("Notion settings")?,
         public_url: config.public_url(),
     }))
 }

@@ -17,8 +17,10 @@
 //!   inactivity check-ins become commands (fire, queue a message), at most once each.
 //! - [`tokens`]: access tokens of connected services, refreshed once however many ask,
 //!   and a broken connection reported to the user once.
-//! - [`microsoft`]: "today's meetings" and "email triage" from the user's connected
-//!   Microsoft account.
+//! - [`microsoft`]: "today's meetings", "email triage", "add to calendar …" and the busy slots "plan my
+//!   day" avoids, from the user's connected Microsoft account.
+//! - [`search`]: "search …" as the top web results; [`youtube`]: "summarise <link>"
+//!   as a memory of the video's transcript; [`notes`]: "note to notion …".
 //! - [`features`]: which features of connected services a user has (the tool gate).
 //!
 //! Providers and the engine are pure decisions over a [`engine::Turn`]; every effect goes
@@ -29,6 +31,7 @@ pub mod copy;
 pub mod engine;
 pub mod features;
 pub mod microsoft;
+pub mod notes;
 pub mod notifier;
 pub mod offline;
 pub mod outside;
@@ -36,7 +39,9 @@ pub mod planning;
 pub mod prompt;
 pub mod providers;
 pub mod scheduler;
+pub mod search;
 pub mod stub;
 pub mod tokens;
 pub mod tools;
 pub mod worker;
+pub mod youtube;

@@ -9,16 +9,25 @@
 //! reconnect) nothing is fetched: the user gets a kind "connect … first" with a
 //! link. Subjects and senders come from other people: they are listed back to
 //! the user (it is their own account) but never logged.
+//!
+//! "add to calendar …" / "put … on my calendar" books an event, and "plan my day"
+//! reads the busy slots to plan around, the same way.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike as _, Utc};
+use chrono_tz::Tz;
+use sidekick_domain::services_command::CalendarEntry;
+use sidekick_domain::when::Moment;
 use sidekick_domain::{Timezone, UserId};
 use sidekick_integrations::graph::{
-    CalendarEvent, CalendarWindow, EventTime, GraphClient, MailSummary,
+    CalendarEvent, CalendarWindow, EventTime, GraphClient, MailSummary, NewEvent, ShowAs,
 };
 use sidekick_integrations::oauth::{Feature, Provider};
+use sidekick_integrations::UntrustedText;
 use sidekick_store::{vault, Store, StoreError};
 
 use crate::features::enabled_features;
+use uuid::Uuid;
+
 use crate::tokens::{CallError, TokenError, TokenManager};
 
 /// At most this many events are listed in one text; the rest are counted.
@@ -70,6 +79,109 @@ impl MicrosoftAccess {
                 "I couldn't reach your calendar just now. Try again in a bit.".into()
             }
         })
+    }
+
+    /// "add to calendar call Jo at 3": one event of [`EVENT_MINUTES`] in the
+    /// user's calendar, at the time said (a day alone at 09:00, no time at the
+    /// next whole hour). `transaction_id` makes a retried turn book it once.
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    pub async fn add_event(
+        &self,
+        store: &Store,
+        user: UserId,
+        timezone: Timezone,
+        entry: &CalendarEntry,
+        now: DateTime<Utc>,
+        transaction_id: Uuid,
+    ) -> Result<String, StoreError> {
+        if !enabled_features(store, user)
+            .await?
+            .contains(&Feature::Calendar)
+        {
+            return self.connect_to_add(store, user).await;
+        }
+        let start = event_start(entry.when.map(|w| w.moment), timezone.tz(), now);
+        let end = start + chrono::Duration::minutes(EVENT_MINUTES);
+        let event = NewEvent::new(
+            entry.title.clone(),
+            start,
+            end,
+            timezone,
+            transaction_id.to_string(),
+        );
+        let graph = &self.graph;
+        let outcome = self
+            .tokens
+            .call(user, Provider::Microsoft, |token| {
+                let event = &event;
+                async move { graph.create_event(&token, event).await }
+            })
+            .await;
+        Ok(match outcome {
+            Ok(_) => format!(
+                "Added \"{}\" to your calendar: {}.",
+                shorten(&entry.title, 60),
+                slot(start, end, &timezone, now)
+            ),
+            Err(CallError::Token(TokenError::NeedsReconnect(_) | TokenError::NotConnected(_))) => {
+                "Your calendar needs reconnecting first. Text \"connect calendar\" when you have a minute.".into()
+            }
+            Err(CallError::Token(TokenError::Store(e))) => return Err(e),
+            Err(error) => {
+                tracing::warn!(%error, "calendar event not created");
+                "I couldn't add that to your calendar just now. Try it in a few minutes.".into()
+            }
+        })
+    }
+
+    /// Today's busy `[start, end)` intervals for "plan my day": timed events
+    /// shown as busy, tentative or out of office. Empty when the calendar
+    /// feature is off or the calendar cannot be read (the plan is still made,
+    /// just without it).
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    pub async fn busy_today(
+        &self,
+        store: &Store,
+        user: UserId,
+        timezone: Timezone,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Busy>, StoreError> {
+        if !enabled_features(store, user)
+            .await?
+            .contains(&Feature::Calendar)
+        {
+            return Ok(Vec::new());
+        }
+        let today = now.with_timezone(&timezone.tz()).date_naive();
+        let window = CalendarWindow::day(today, timezone);
+        let graph = &self.graph;
+        let outcome = self
+            .tokens
+            .call(user, Provider::Microsoft, |token| {
+                let window = window.clone();
+                async move { graph.calendar_view(&token, &window).await }
+            })
+            .await;
+        match outcome {
+            Ok(events) => Ok(busy(&events)),
+            Err(CallError::Token(TokenError::Store(e))) => Err(e),
+            Err(error) => {
+                tracing::warn!(%error, "calendar unavailable; planning without it");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    async fn connect_to_add(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
+        if self.tokens.apps().get(Provider::Microsoft).is_none() {
+            return Ok("I can't add to calendars on this server yet.".into());
+        }
+        let code =
+            vault::create_link(store.pool(), user, "microsoft", &["calendar".to_string()]).await?;
+        Ok(format!(
+            "Connect your calendar first, then I can add things to it (link works for 10 minutes): {}/c/{code}",
+            self.public_url.trim_end_matches('/')
+        ))
     }
 
     /// The answer to "email triage": who needs the user, at most three, newest first.
@@ -158,6 +270,62 @@ pub fn triage(mail: &[MailSummary]) -> String {
     format!("{count} {noun} you: {}.", listed.join(" · "))
 }
 
+/// A busy `[start, end)` interval.
+pub type Busy = (DateTime<Utc>, DateTime<Utc>);
+
+/// The timed events that block time, as `[start, end)`.
+pub fn busy(events: &[CalendarEvent]) -> Vec<Busy> {
+    events
+        .iter()
+        .filter(|e| !e.is_cancelled)
+        .filter(|e| matches!(e.show_as, ShowAs::Busy | ShowAs::Tentative | ShowAs::Oof))
+        .filter_map(|e| match e.when {
+            EventTime::Timed { start, end } => Some((start, end)),
+            EventTime::AllDay { .. } => None,
+        })
+        .collect()
+}
+
+/// How long an event put on the calendar from a text lasts.
+pub const EVENT_MINUTES: i64 = 30;
+
+/// When a new event starts: the instant said, 09:00 on a day said alone, or
+/// the next whole hour when no time was given.
+pub fn event_start(moment: Option<Moment>, tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    match moment {
+        Some(moment) => moment.remind_at(tz),
+        None => {
+            let next = now + chrono::Duration::hours(1);
+            next.with_minute(0)
+                .and_then(|t| t.with_second(0))
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(next)
+        }
+    }
+}
+
+/// "today 15:00–15:30", "tomorrow 09:00–09:30", "Fri 27 Nov 09:00–09:30".
+fn slot(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    timezone: &Timezone,
+    now: DateTime<Utc>,
+) -> String {
+    let tz = timezone.tz();
+    let (start, end) = (start.with_timezone(&tz), end.with_timezone(&tz));
+    let today = now.with_timezone(&tz).date_naive();
+    let day = match (start.date_naive() - today).num_days() {
+        0 => "today".to_string(),
+        1 => "tomorrow".to_string(),
+        _ => start.format("%a %-d %b").to_string(),
+    };
+    format!("{day} {}–{}", start.format("%H:%M"), end.format("%H:%M"))
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    UntrustedText::new(text).truncated(max).into_string()
+}
+
 /// "Today: 09:30 Standup · 14:00 Dentist · 16:00 Call Jo, and 2 more." Events
 /// that ended before `now` are left out; the rest keep Graph's start order.
 pub fn describe(events: &[CalendarEvent], timezone: &Timezone, now: DateTime<Utc>) -> String {
@@ -197,8 +365,6 @@ pub fn describe(events: &[CalendarEvent], timezone: &Timezone, now: DateTime<Utc
 mod tests {
     use super::*;
     use chrono::TimeZone as _;
-    use sidekick_integrations::graph::ShowAs;
-    use sidekick_integrations::UntrustedText;
 
     fn event(subject: &str, start_hour: u32, end_hour: u32) -> CalendarEvent {
         CalendarEvent {
@@ -263,5 +429,26 @@ mod tests {
             "1 email needs you: Jo (Invoice overdue)."
         );
         assert_eq!(triage(&[]), "No important unread email. Nice.");
+    }
+
+    #[test]
+    fn a_new_event_starts_at_the_time_said_or_the_next_whole_hour() {
+        let paris = chrono_tz::Europe::Paris;
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 10, 37, 12).unwrap();
+        assert_eq!(
+            event_start(None, paris, now),
+            Utc.with_ymd_and_hms(2026, 11, 25, 11, 0, 0).unwrap()
+        );
+        let friday = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        assert_eq!(
+            event_start(Some(Moment::Day(friday)), paris, now),
+            Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()
+        );
+        let timezone = Timezone::parse("Europe/Paris").unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+        assert_eq!(
+            slot(start, start + chrono::Duration::minutes(30), &timezone, now),
+            "Fri 27 Nov 09:00–09:30"
+        );
     }
 }

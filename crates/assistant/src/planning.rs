@@ -48,6 +48,9 @@ pub struct Desk<'a> {
     pub account: &'a Account,
     pub now: DateTime<Utc>,
     pub meta: CommandMeta,
+    /// Busy `[start, end)` intervals from the user's calendar, which "plan my
+    /// day" keeps clear of; empty when no calendar is connected.
+    pub busy: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// An open task as the user sees it in a list.
@@ -790,11 +793,12 @@ impl Desk<'_> {
 
     async fn plan_day(&self) -> Result<String> {
         let planner = self.store.planner(self.user).await?;
-        let boxes = planner.draft_day(
+        let boxes = planner.draft_day_around(
             self.now,
             self.tz(),
             self.account.quiet_hours,
             &DayPlanRules::default(),
+            &self.busy,
         );
         if boxes.is_empty() {
             return Ok("Nothing to plan: your list is clear or the day is done. Text 'todo ...' to add one thing.".to_string());
@@ -825,8 +829,13 @@ impl Desk<'_> {
             at: self.now,
         })
         .await?;
+        let around = if self.busy.is_empty() {
+            ""
+        } else {
+            " (around your meetings)"
+        };
         Ok(format!(
-            "Today: {}. Reply 'replan' if the day changes.",
+            "Today: {}{around}. Reply 'replan' if the day changes.",
             shown.join(" · ")
         ))
     }
@@ -868,13 +877,29 @@ impl Desk<'_> {
         subject: Option<SubjectKey>,
         category: MemoryCategory,
     ) -> Result<()> {
+        self.capture_tagged(memory_id, content, subject, category, &[])
+            .await
+    }
+
+    /// Keeps `content` as a memory with `tags` (sealed like the content): the
+    /// same path as "remember …", for what a service brought in (a video's
+    /// transcript is tagged `youtube`). No sensitivity question: the user asked
+    /// for this exact thing to be kept.
+    pub async fn capture_tagged(
+        &self,
+        memory_id: MemoryId,
+        content: &str,
+        subject: Option<SubjectKey>,
+        category: MemoryCategory,
+        tags: &[&str],
+    ) -> Result<()> {
         let secret = memories::fingerprint_secret(self.key);
         let command = MemoryCommand::CaptureMemory {
             memory_id,
             content: self.key.seal(content),
             key: MemoryKey::compute(&secret, content),
             subject,
-            tags: Vec::new(),
+            tags: tags.iter().map(|t| self.key.seal(t)).collect(),
             category,
             importance: 3,
             source: Some(self.meta.causation_id.unwrap_or(self.meta.correlation_id)),

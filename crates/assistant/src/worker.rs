@@ -51,6 +51,7 @@ use sidekick_domain::{
     sms, Account, AccountCommand, AccountEvent, Channel, ConversationCommand, ConversationEvent,
     DataKey, DomainEventKind, Onboarding, OutboundKind, SignupChannel, UserId,
 };
+use sidekick_integrations::duckduckgo::DuckDuckGoClient;
 use sidekick_integrations::oauth::OAuthApps;
 use sidekick_store::vault;
 use sidekick_store::{CommandMeta, Store, StoreError};
@@ -61,9 +62,11 @@ use uuid::Uuid;
 use crate::copy;
 use crate::engine::{Action, ModelProvider, Reply, Turn};
 use crate::microsoft::MicrosoftAccess;
+use crate::notes::NotesAccess;
 use crate::offline::{self, OfflineEngine};
 use crate::planning::Desk;
 use crate::tools::{Outside, Registry};
+use crate::youtube::VideoAccess;
 
 mod model;
 
@@ -99,6 +102,15 @@ pub struct TurnSettings {
     /// Answers "today's meetings" and "email triage" from the user's connected
     /// Microsoft account; `None` leaves such texts to the planner and the model.
     pub microsoft: Option<MicrosoftAccess>,
+    /// Answers "search …" / "look up …" with web results; `None` leaves such
+    /// texts to the planner ("look up" then recalls a memory) and the model.
+    pub search: Option<DuckDuckGoClient>,
+    /// Keeps "summarise `<youtube link>`" as a memory of the transcript; `None`
+    /// leaves such texts to the planner and the model.
+    pub videos: Option<VideoAccess>,
+    /// Appends "note to notion …" to the user's Notion; `None` leaves such
+    /// texts to the planner and the model.
+    pub notes: Option<NotesAccess>,
 }
 
 impl Default for TurnSettings {
@@ -115,6 +127,9 @@ impl Default for TurnSettings {
             public_url: None,
             oauth: OAuthApps::default(),
             microsoft: None,
+            search: None,
+            videos: None,
+            notes: None,
         }
     }
 }
@@ -270,7 +285,13 @@ fn reads_as_finished(text: &str) -> bool {
 /// A planning or memory command that needs nothing more ("todo buy milk", "done 2").
 /// "remind me" alone is a fragment: the rest ("to call mom", "at 5") often follows.
 fn is_whole_command(text: &str) -> bool {
-    if services_command::parse(text).is_some() || services_command::query(text).is_some() {
+    if services_command::parse(text).is_some()
+        || services_command::query(text).is_some()
+        || services_command::search(text).is_some()
+        || services_command::wants_video_summary(text)
+        || services_command::note_to_notion(text).is_some()
+        || services_command::add_to_calendar(text, chrono::Utc::now(), chrono_tz::UTC).is_some()
+    {
         return true;
     }
     match command::parse(text, chrono::Utc::now(), chrono_tz::UTC) {
@@ -558,6 +579,7 @@ impl Shared {
             account,
             now: chrono::Utc::now(),
             meta,
+            busy: Vec::new(),
         }
     }
 
@@ -577,13 +599,33 @@ impl Shared {
         if let Some(request) = services_command::parse(&turn.text()) {
             return self.connect_link(turn.user, &request).await.map(Some);
         }
-        if let Some(reply) = self.ask_service(turn, account).await? {
+        if let Some(reply) = self.ask_service(turn, account, meta).await? {
             return Ok(Some(reply));
         }
-        let desk = self.desk(turn, account, key, meta);
-        let intent = command::parse(&turn.text(), desk.now, account.timezone.tz());
+        let mut desk = self.desk(turn, account, key, meta);
+        let text = turn.text();
+        if let (true, Some(videos)) = (
+            services_command::wants_video_summary(&text),
+            self.settings.videos.as_ref(),
+        ) {
+            if let Some(summary) = videos.summarise(&desk, &text).await? {
+                return Ok(Some(Reply {
+                    text: Some(summary),
+                    kind: OutboundKind::Reply,
+                    actions: vec![],
+                }));
+            }
+        }
+        let intent = command::parse(&text, desk.now, account.timezone.tz());
         if intent == PlanningIntent::Unknown {
             return Ok(None);
+        }
+        if let (PlanningIntent::PlanDay | PlanningIntent::Replan, Some(microsoft)) =
+            (&intent, self.settings.microsoft.as_ref())
+        {
+            desk.busy = microsoft
+                .busy_today(&self.store, turn.user, account.timezone, desk.now)
+                .await?;
         }
         Ok(desk.answer(intent).await?.map(|text| Reply {
             text: Some(text),
@@ -623,9 +665,65 @@ impl Shared {
         &self,
         turn: &Turn,
         account: &Account,
+        meta: CommandMeta,
     ) -> Result<Option<Reply>, StoreError> {
+        let text = turn.text();
+        let now = chrono::Utc::now();
+        if let (Some(entry), Some(microsoft)) = (
+            services_command::add_to_calendar(&text, now, account.timezone.tz()),
+            self.settings.microsoft.as_ref(),
+        ) {
+            // Derived from the message, so a redelivered turn books the event once.
+            let source = meta.causation_id.unwrap_or(meta.correlation_id);
+            let transaction = Uuid::new_v5(&source, b"calendar-event");
+            let text = microsoft
+                .add_event(
+                    &self.store,
+                    turn.user,
+                    account.timezone,
+                    &entry,
+                    now,
+                    transaction,
+                )
+                .await?;
+            return Ok(Some(Reply {
+                text: Some(text),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            }));
+        }
+        if let (Some(words), Some(client)) = (
+            services_command::search(&text),
+            self.settings.search.as_ref(),
+        ) {
+            // "look up the door code" was always a memory question: when a
+            // memory matches, the planner's recall answers it, not the web.
+            let look_up = text.trim_start().to_lowercase().starts_with("look");
+            if look_up
+                && !sidekick_store::memory::search(self.store.pool(), turn.user, &words, 1)
+                    .await?
+                    .is_empty()
+            {
+                return Ok(None);
+            }
+            return Ok(Some(Reply {
+                text: Some(crate::search::answer(client, &words).await),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            }));
+        }
+        if let (Some(note), Some(notes)) = (
+            services_command::note_to_notion(&text),
+            self.settings.notes.as_ref(),
+        ) {
+            return Ok(Some(Reply {
+                text: Some(notes.note(&self.store, turn.user, &note).await?),
+                kind: OutboundKind::Reply,
+                actions: vec![],
+            }));
+        }
         let (Some(query), Some(microsoft)) = (
-            services_command::query(&turn.text()),
+            services_command::query(&text),
             self.settings.microsoft.as_ref(),
         ) else {
             return Ok(None);
@@ -1104,7 +1202,10 @@ mod tests {
         ));
         assert!(looks_complete("can you help me sort out my week", false));
         assert!(!looks_complete("ugh I have so much to do and", false));
-        assert!(!looks_complete("honestly the whole garage thing is because", false));
+        assert!(!looks_complete(
+            "honestly the whole garage thing is because",
+            false
+        ));
         assert!(!looks_complete("so the thing is,", false));
         assert!(!looks_complete("so yeah the", false));
     }

@@ -1781,11 +1781,26 @@ impl Planner {
         quiet: QuietHours,
         rules: &DayPlanRules,
     ) -> Vec<PlannedBox> {
+        self.draft_day_around(now, tz, quiet, rules, &[])
+    }
+
+    /// [`Planner::draft_day`] that also keeps clear of `busy` intervals
+    /// (`[start, end)`, e.g. meetings from the user's calendar): no block
+    /// overlaps one.
+    pub fn draft_day_around(
+        &self,
+        now: DateTime<Utc>,
+        tz: Tz,
+        quiet: QuietHours,
+        rules: &DayPlanRules,
+        busy: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> Vec<PlannedBox> {
         let today = now.with_timezone(&tz).date_naive();
         let day_end = local_to_utc(crate::when::add_days(today, 1), chrono::NaiveTime::MIN, tz);
         let quiet_at = |t: DateTime<Utc>| quiet.contains(t.with_timezone(&tz).time());
         let fits = |start: DateTime<Utc>, end: DateTime<Utc>| {
             end <= day_end
+                && busy.iter().all(|(from, to)| end <= *from || start >= *to)
                 && std::iter::successors(Some(start), |t| Some(*t + PLAN_GRAIN))
                     .take_while(|t| *t < end)
                     .all(|t| !quiet_at(t))
@@ -2643,6 +2658,42 @@ mod tests {
                 &DayPlanRules::default()
             )
             .is_empty());
+    }
+
+    #[test]
+    fn a_drafted_day_keeps_clear_of_busy_slots() {
+        let now = t("2025-06-11T14:02:00Z"); // 10:02 in New York
+        let title = text("x");
+        let planner = state(&[
+            added_with(id(1), None, 0, Some(30), now, &title),
+            added_with(id(2), None, 1, Some(30), now, &title),
+        ]);
+        let quiet = QuietHours {
+            start: TimeOfDay::hm(23, 0),
+            end: TimeOfDay::hm(7, 0),
+        };
+        // Meetings 10:15–11:00 and 11:30–12:00 New York time.
+        let busy = [
+            (t("2025-06-11T14:15:00Z"), t("2025-06-11T15:00:00Z")),
+            (t("2025-06-11T15:30:00Z"), t("2025-06-11T16:00:00Z")),
+        ];
+        let boxes = planner.draft_day_around(now, New_York, quiet, &DayPlanRules::default(), &busy);
+        let shown: Vec<String> = boxes
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}-{}",
+                    b.start.with_timezone(&New_York).format("%H:%M"),
+                    b.end.with_timezone(&New_York).format("%H:%M")
+                )
+            })
+            .collect();
+        // The first half hour fits between the meetings; the second after them.
+        assert_eq!(shown, ["11:00-11:30", "12:00-12:30"]);
+        assert_eq!(
+            planner.draft_day_around(now, New_York, quiet, &DayPlanRules::default(), &[]),
+            planner.draft_day(now, New_York, quiet, &DayPlanRules::default()),
+        );
     }
 
     #[test]
