@@ -10,18 +10,20 @@
 //! except the conversation, which loses its oldest lines first:
 //! 1. profile: name, timezone, local time, quiet hours;
 //! 2. memories the memory read model ranks best for this message;
-//! 3. open tasks (numbered as the user sees them) and the next reminders;
+//! 3. open tasks (numbered as the user sees them), the next reminders and, when the
+//!    calendar is connected, today's meetings (fenced: titles are others' text);
 //! 4. connected services;
 //! 5. the recent conversation.
 
 use chrono::{DateTime, Utc};
 use sidekick_domain::{DataKey, SealedText};
 use sidekick_integrations::oauth::Feature;
+use sidekick_integrations::UntrustedText;
 use sidekick_store::planning::{self as rm, Page, ReminderFilter};
 use sidekick_store::{events, memory as memories, sync, StoreError};
 
 use crate::planning::Desk;
-use crate::prompt::SYSTEM_PROMPT;
+use crate::prompt::{fence, SYSTEM_PROMPT};
 
 /// What Sidekick adds to a turn's prompt at most, in approximate tokens.
 pub const CONTEXT_TOKENS: usize = 2_000;
@@ -85,6 +87,7 @@ pub async fn build(
     user_text: &str,
     first_new: u64,
     enabled: &[Feature],
+    calendar: Option<&UntrustedText>,
     budget: usize,
 ) -> Result<TurnContext, StoreError> {
     let tz = desk.account.timezone.tz();
@@ -151,6 +154,11 @@ pub async fn build(
         .collect();
     if !upcoming.is_empty() {
         sections.push(("Next reminders", upcoming.join("\n")));
+    }
+
+    // Event titles come from whoever sent the invitation: fenced as data.
+    if let Some(today) = calendar {
+        sections.push(("Today's calendar", fence("calendar", today)));
     }
 
     let connected: Vec<&str> = enabled.iter().map(|f| f.name()).collect();

@@ -31,6 +31,7 @@ use crate::engine::{Answer, ModelError, Reply, Turn, Usage};
 use crate::offline::OfflineEngine;
 use crate::prompt::{self, BUDGET_USED, HOLDING_REPLY, OFFLINE_NOTE};
 use crate::tools::{DeskTools, NoTools};
+use sidekick_integrations::UntrustedText;
 
 impl Shared {
     /// The integrations this user enabled: what integration tools a turn may offer.
@@ -43,6 +44,27 @@ impl Shared {
             Some(outside) => outside.enabled(user).await,
             None => Vec::new(),
         }
+    }
+
+    /// Today's meetings for the context, when the calendar is connected and on.
+    /// A calendar that cannot be read leaves the section out; the turn goes on.
+    async fn todays_calendar(
+        &self,
+        turn: &Turn,
+        account: &Account,
+        enabled: &[Feature],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<UntrustedText>, StoreError> {
+        let Some(microsoft) = self.settings.microsoft.as_ref() else {
+            return Ok(None);
+        };
+        if !enabled.contains(&Feature::Calendar) {
+            return Ok(None);
+        }
+        let today = microsoft
+            .todays_meetings(&self.store, turn.user, account.timezone, now)
+            .await?;
+        Ok(Some(UntrustedText::new(today)))
     }
 
     pub(super) async fn converse(
@@ -70,6 +92,7 @@ impl Shared {
 
         let enabled = self.enabled_features(turn.user).await;
         let text = turn.text();
+        let calendar = self.todays_calendar(turn, account, &enabled, now).await?;
         let context = {
             let desk = self.desk(turn, account, key, meta);
             context::build(
@@ -78,6 +101,7 @@ impl Shared {
                 &text,
                 first_new,
                 &enabled,
+                calendar.as_ref(),
                 self.settings.context_tokens,
             )
             .await?
