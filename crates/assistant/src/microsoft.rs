@@ -186,12 +186,22 @@ impl MicrosoftAccess {
 
     /// The answer to "email triage": who needs the user, at most three, newest first.
     #[tracing::instrument(skip_all, fields(user_id = %user), err)]
-    pub async fn email_triage(&self, store: &Store, user: UserId) -> Result<String, StoreError> {
+    ///
+    /// With the list come the tasks it proposes (one reply per listed sender), for
+    /// the user to accept with one YES; none when nothing was read.
+    pub async fn email_triage(
+        &self,
+        store: &Store,
+        user: UserId,
+    ) -> Result<(String, Vec<String>), StoreError> {
         if !enabled_features(store, user)
             .await?
             .contains(&Feature::Mail)
         {
-            return self.connect_first(store, user, Feature::Mail).await;
+            return Ok((
+                self.connect_first(store, user, Feature::Mail).await?,
+                vec![],
+            ));
         }
         let graph = &self.graph;
         let outcome = self
@@ -200,8 +210,8 @@ impl MicrosoftAccess {
                 graph.unread_important_mail(&token, 10).await
             })
             .await;
-        Ok(match outcome {
-            Ok(mail) => triage(&mail),
+        let text: String = match outcome {
+            Ok(mail) => return Ok((triage(&mail), proposed_tasks(&mail))),
             Err(CallError::Token(TokenError::NeedsReconnect(_) | TokenError::NotConnected(_))) => {
                 "Your email needs reconnecting first. Text \"connect email\" when you have a minute.".into()
             }
@@ -210,7 +220,8 @@ impl MicrosoftAccess {
                 tracing::warn!(%error, "mail unavailable");
                 "I couldn't reach your email just now. Try again in a bit.".into()
             }
-        })
+        };
+        Ok((text, Vec::new()))
     }
 
     async fn connect_first(
@@ -238,6 +249,26 @@ impl MicrosoftAccess {
             self.public_url.trim_end_matches('/')
         ))
     }
+}
+
+/// The tasks a triage proposes: a reply to each listed message, newest first.
+/// Senders and subjects are others' text; as task titles they are only shown back.
+pub fn proposed_tasks(mail: &[MailSummary]) -> Vec<String> {
+    let mut sorted: Vec<&MailSummary> = mail.iter().collect();
+    sorted.sort_by_key(|m| std::cmp::Reverse(m.received_at));
+    sorted
+        .iter()
+        .take(MAX_LISTED)
+        .map(|m| {
+            let from = m
+                .from_name
+                .as_ref()
+                .or(m.from_address.as_ref())
+                .map(|f| f.truncated(24).as_str().to_string())
+                .unwrap_or_else(|| "someone".into());
+            format!("reply to {from} about {}", m.subject.truncated(40).as_str())
+        })
+        .collect()
 }
 
 /// "2 emails need you: Jo (Invoice overdue) · HR (Benefits form)." Newest first,

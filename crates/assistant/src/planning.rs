@@ -453,7 +453,7 @@ impl Desk<'_> {
     /// Records `question` as asked in reply to the latest message. Its id derives
     /// from the message that caused this turn, so a turn that is redone asks the
     /// same question once.
-    async fn ask(&self, question: Question) -> Result<()> {
+    pub(crate) async fn ask(&self, question: Question) -> Result<()> {
         let conversation = self.store.conversation(self.user).await?;
         let cause = self.meta.causation_id.unwrap_or(self.meta.correlation_id);
         let command = ConversationCommand::AskQuestion {
@@ -519,11 +519,43 @@ impl Desk<'_> {
                 "Saved. You can see or delete it on the dashboard anytime.".to_string()
             }
             (Question::ConfirmMemory { .. }, false) => "OK, not saved.".to_string(),
+            (Question::AddTasks { titles }, true) => {
+                self.add_proposed(open.question_id, titles).await?
+            }
+            (Question::AddTasks { .. }, false) => "OK, nothing added.".to_string(),
             (Question::Choose { options, .. }, true) => reply_with(options.len()),
             (Question::Choose { .. }, false) => "OK, nothing changed.".to_string(),
             // "Next: …" asked nothing: a yes to it is small talk.
             (Question::Current { .. }, _) => return Ok(None),
         }))
+    }
+
+    /// The tasks a question proposed, each added once (ids derived from the
+    /// question, so a redone turn adds nothing twice).
+    async fn add_proposed(&self, question: Uuid, titles: &[SealedText]) -> Result<String> {
+        let planner = self.store.planner(self.user).await?;
+        for (i, title) in titles.iter().enumerate() {
+            let task_id = TaskId(Uuid::new_v5(&question, format!("task {i}").as_bytes()));
+            if planner.task(task_id).is_some() {
+                continue;
+            }
+            self.planner(PlannerCommand::AddTask {
+                task_id,
+                title: title.clone(),
+                parent: None,
+                goal: None,
+                position: None,
+                estimate_minutes: None,
+                due: None,
+                at: self.now,
+            })
+            .await?;
+        }
+        self.read_own_writes("planning", "planner").await;
+        Ok(match titles.len() {
+            1 => "Added it to your tasks.".to_string(),
+            n => format!("Added {n} tasks. Text \"tasks\" to see them."),
+        })
     }
 
     /// Does `action` to the option picked. Something already done (a redone turn,

@@ -729,7 +729,21 @@ impl Shared {
             return Ok(None);
         };
         let text = match query {
-            ServiceQuery::EmailTriage => microsoft.email_triage(&self.store, turn.user).await?,
+            ServiceQuery::EmailTriage => {
+                let (text, proposals) = microsoft.email_triage(&self.store, turn.user).await?;
+                if proposals.is_empty() {
+                    text
+                } else {
+                    // One YES makes them tasks (the Conversation keeps the question).
+                    let key = self.store.data_key(turn.user).await?;
+                    let desk = self.desk(turn, account, &key, meta);
+                    let titles = proposals.iter().map(|t| key.seal(t)).collect();
+                    desk.ask(sidekick_domain::conversation::Question::AddTasks { titles })
+                        .await?;
+                    let them = if proposals.len() == 1 { "it" } else { "them" };
+                    format!("{text} Want {them} as tasks? Reply YES.")
+                }
+            }
             ServiceQuery::TodaysMeetings => {
                 microsoft
                     .todays_meetings(&self.store, turn.user, account.timezone, chrono::Utc::now())

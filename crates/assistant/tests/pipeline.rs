@@ -619,7 +619,33 @@ async fn todays_meetings_come_from_the_connected_calendar_and_only_when_enabled(
     graph.add_mail(FakeMail::important("Invoice overdue", "Jo", now));
     p.text(user, "any important emails?").await;
     let replies = p.wait_replies(user, |r| r.len() >= 5).await;
-    assert_eq!(replies[4].1, "1 email needs you: Jo (Invoice overdue).");
+    assert_eq!(
+        replies[4].1,
+        "1 email needs you: Jo (Invoice overdue). Want it as tasks? Reply YES."
+    );
+    // One YES makes the proposed reply a task.
+    p.text(user, "yes").await;
+    let replies = p.wait_replies(user, |r| r.len() >= 6).await;
+    assert_eq!(replies[5].1, "Added it to your tasks.");
+    assert_eq!(p.store.planner(user).await.unwrap().tasks().count(), 1);
+    let key = p.store.data_key(user).await.unwrap();
+    let sealed: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->'TaskAdded'->>'title' FROM events WHERE event_type = 'TaskAdded'",
+    )
+    .fetch_all(p.store.pool())
+    .await
+    .unwrap();
+    let titles: Vec<String> = sealed
+        .iter()
+        .map(|s| {
+            key.open(&sidekick_domain::SealedText::from_stored(s).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        titles,
+        vec!["reply to Jo about Invoice overdue".to_string()]
+    );
     p.stop().await;
     graph.stop().await;
 }

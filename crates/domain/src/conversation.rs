@@ -175,6 +175,9 @@ pub enum Question {
         subject: Option<SubjectKey>,
         category: MemoryCategory,
     },
+    /// "2 emails need you: … Want them as tasks? Reply YES": the proposed task
+    /// titles wait here, sealed; YES adds them all, anything else none.
+    AddTasks { titles: Vec<SealedText> },
 }
 
 /// The question waiting for an answer.
