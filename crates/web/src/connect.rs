@@ -484,29 +484,29 @@ pub(crate) struct ConnectionsJson {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct ConnectionJson {
-    service: &'static str,
+    pub(crate) service: &'static str,
     /// `connected`, `needs_reconnect`, `disconnected` or `unavailable` (no
     /// client id on this server).
-    status: &'static str,
-    scopes: Vec<String>,
-    features: Vec<FeatureJson>,
+    pub(crate) status: &'static str,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) features: Vec<FeatureJson>,
     /// Who the user is at the provider, when it said.
-    account: Option<String>,
+    pub(crate) account: Option<String>,
     /// Where the dashboard's Connect (or Reconnect) button goes.
-    connect_url: Option<String>,
+    pub(crate) connect_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct FeatureJson {
-    name: &'static str,
+pub(crate) struct FeatureJson {
+    pub(crate) name: &'static str,
     /// Usable now: connected, granted, and not switched off.
-    enabled: bool,
+    pub(crate) enabled: bool,
     /// Whether the user has it switched on (what the toggle shows).
-    switched_on: bool,
+    pub(crate) switched_on: bool,
     /// Whether the connection's grant covers it (else connecting again asks).
-    granted: bool,
+    pub(crate) granted: bool,
     /// What it unlocks, for the page.
-    description: &'static str,
+    pub(crate) description: &'static str,
 }
 
 fn feature_description(feature: Feature) -> &'static str {

@@ -185,6 +185,15 @@ async fn the_full_connect_flow_stores_tokens_sealed_and_records_the_connection()
     assert_eq!(features[1]["enabled"], false, "mail was not asked for");
     assert_eq!(all["google"]["status"], "unavailable", "no client id");
     assert_eq!(all["notion"]["status"], "unavailable");
+    // The Connections page says the same, with a switch per feature and a way out.
+    let page = body_text(app.get("/connections", Some(&token)).await).await;
+    assert!(page.contains("Connected"), "{page}");
+    assert!(page.contains("Disconnect"), "{page}");
+    assert!(
+        page.contains("/api/connections/microsoft/features"),
+        "{page}"
+    );
+    assert!(page.contains("Not set up on this server yet."), "{page}");
 
     // Incremental consent: asking for mail later widens the grant.
     let started = start(

@@ -129,7 +129,7 @@ async fn pages_show_the_viewers_own_data_and_nothing_else() {
     for name in ["Google", "Microsoft", "Notion"] {
         assert!(connections.contains(name));
     }
-    assert!(connections.contains("Not available yet"));
+    assert!(connections.contains("Not set up on this server yet."));
 
     app.cleanup().await;
 }
