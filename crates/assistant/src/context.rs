@@ -215,14 +215,9 @@ pub async fn build(
 /// X" then a question about X). A projector that is further behind only makes the
 /// context a moment stale.
 async fn caught_up(desk: &Desk<'_>, projection: &str, aggregate_type: &str) {
-    for _ in 0..15 {
-        match events::projection_caught_up(desk.store.pool(), desk.user, projection, aggregate_type)
-            .await
-        {
-            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            _ => return,
-        }
-    }
+    let patience = std::time::Duration::from_millis(300);
+    events::wait_caught_up(desk.store.pool(), desk.user, projection, aggregate_type, patience)
+        .await;
 }
 
 fn local_text(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {

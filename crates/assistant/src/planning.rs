@@ -103,23 +103,17 @@ impl Desk<'_> {
             .await
     }
 
-    /// Waits (briefly) until the read model shows this user's own latest writes, so
-    /// "todo buy milk" then "tasks" lists the milk. A projector that is behind for
-    /// longer only makes the list a moment stale.
+    /// Waits (at most a second) until the read model shows this user's own latest
+    /// writes, so "todo buy milk" then "tasks" lists the milk.
     async fn read_own_writes(&self, projection: &str, aggregate_type: &str) {
-        for _ in 0..50 {
-            match events::projection_caught_up(
-                self.store.pool(),
-                self.user,
-                projection,
-                aggregate_type,
-            )
-            .await
-            {
-                Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                _ => return,
-            }
-        }
+        events::wait_caught_up(
+            self.store.pool(),
+            self.user,
+            projection,
+            aggregate_type,
+            std::time::Duration::from_secs(1),
+        )
+        .await;
     }
 
     /// The open top-level tasks, oldest first: what "done 2" counts in.

@@ -8,7 +8,9 @@ use sidekick_bus::Bus;
 use sidekick_store::registry;
 use sqlx::PgPool;
 
-use crate::Projection;
+use sidekick_domain::EventEnvelope;
+
+use crate::{Applied, Projection};
 
 pub struct ProjectorWorker {
     pool: PgPool,
@@ -26,31 +28,28 @@ impl ProjectorWorker {
     }
 }
 
-#[async_trait]
-impl Handler for ProjectorWorker {
-    /// Idempotency key: (projection, aggregate, sequence) via the checkpoint; a repeat
-    /// is acknowledged without touching the read model.
-    async fn handle(&self, d: &Delivery) -> Outcome {
-        let e = &d.envelope;
+/// The most events one projector transaction takes (see [`crate::project_batch`]).
+const MAX_BATCH: usize = 128;
+
+impl ProjectorWorker {
+    /// After a commit: the lag metric per projection that changed something, and one
+    /// live-update ping for the user when a read model changed.
+    async fn applied(&self, e: &EventEnvelope, applied: Vec<(&'static str, Applied)>) {
         let mut changes = Vec::new();
         // Which projections this event changed: lets `sidekick bench` attribute
         // commit → visible lag per projector from the outside.
         let mut projections = Vec::new();
-        for p in &self.projections {
-            match crate::project(&self.pool, p.as_ref(), e).await {
-                Ok(applied) => {
-                    if applied.events > 0 {
-                        let lag = (chrono::Utc::now() - e.occurred_at)
-                            .num_microseconds()
-                            .unwrap_or(0) as f64
-                            / 1e6;
-                        metrics::histogram!("sidekick_projection_lag_seconds", "projector" => p.name()).record(lag.max(0.0));
-                        projections.push(p.name());
-                    }
-                    changes.extend(applied.changes);
-                }
-                Err(err) => return Outcome::Retry(format!("{}: {err}", p.name())),
+        for (name, applied) in applied {
+            if applied.events > 0 {
+                let lag = (chrono::Utc::now() - e.occurred_at)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1e6;
+                metrics::histogram!("sidekick_projection_lag_seconds", "projector" => name)
+                    .record(lag.max(0.0));
+                projections.push(name);
             }
+            changes.extend(applied.changes);
         }
         if !changes.is_empty() {
             let body = serde_json::json!({
@@ -60,7 +59,51 @@ impl Handler for ProjectorWorker {
             });
             self.bus.notify_ui(e.user_id, &body).await;
         }
+    }
+}
+
+#[async_trait]
+impl Handler for ProjectorWorker {
+    /// Idempotency key: (projection, aggregate, sequence) via the checkpoint; a repeat
+    /// is acknowledged without touching the read model.
+    async fn handle(&self, d: &Delivery) -> Outcome {
+        let e = &d.envelope;
+        let mut applied = Vec::new();
+        for p in &self.projections {
+            match crate::project(&self.pool, p.as_ref(), e).await {
+                Ok(a) => applied.push((p.name(), a)),
+                Err(err) => return Outcome::Retry(format!("{}: {err}", p.name())),
+            }
+        }
+        self.applied(e, applied).await;
         Outcome::Ack
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    /// One transaction for everything that arrived together; if it fails, each
+    /// event again on its own, so one bad event is retried (and dead-lettered) alone.
+    async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let events: Vec<&EventEnvelope> = batch.iter().map(|d| &d.envelope).collect();
+        match crate::project_batch(&self.pool, &self.projections, &events).await {
+            Ok(results) => {
+                metrics::histogram!("sidekick_projection_batch_events").record(batch.len() as f64);
+                for (e, applied) in events.into_iter().zip(results) {
+                    self.applied(e, applied).await;
+                }
+                batch.iter().map(|_| Outcome::Ack).collect()
+            }
+            Err(err) => {
+                tracing::warn!(events = batch.len(), error = %err, "batch failed; projecting its events one by one");
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for d in batch {
+                    outcomes.push(self.handle(d).await);
+                }
+                outcomes
+            }
+        }
     }
 
     async fn dead_letter(

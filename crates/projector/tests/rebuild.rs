@@ -1,5 +1,7 @@
 //! A full rebuild of many users' histories (more events than one batch, every lane
-//! busy) gives exactly the read models the live projector built event by event.
+//! busy) gives exactly the read models the live projector built event by event; so
+//! does the live projector taking its backlog in batches, redeliveries and gaps
+//! included.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,9 +9,10 @@ use chrono::Utc;
 use serde_json::Value;
 use sidekick_domain::planner::{PlannerCommand, TaskId};
 use sidekick_domain::{
-    Channel, ConversationCommand, MasterKey, PhoneNumber, SignupChannel, Timezone,
+    Channel, ConversationCommand, EventEnvelope, MasterKey, PhoneNumber, SignupChannel,
+    Timezone,
 };
-use sidekick_projector::{project, replay, Projection};
+use sidekick_projector::{project, project_batch, replay, Projection};
 use sidekick_store::testing::TestDb;
 use sidekick_store::{events, CommandMeta, Store};
 use uuid::Uuid;
@@ -38,9 +41,8 @@ async fn snapshot(pool: &sqlx::PgPool) -> Vec<Value> {
     tables
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_rebuild_of_many_users_equals_the_live_read_models() {
-    let db = TestDb::new().await;
+/// Every user's history, written through the store; returns the events in commit order.
+async fn seed(db: &TestDb) -> Vec<EventEnvelope> {
     let store = Store::new(db.pool.clone(), MasterKey::generate());
     for i in 0..USERS {
         let phone = PhoneNumber::parse(&format!("+1555010{i:04}")).unwrap();
@@ -86,14 +88,21 @@ async fn a_full_rebuild_of_many_users_equals_the_live_read_models() {
         }
     }
 
-    let projections = sidekick_projector::all();
-    let refs: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
     let mut all = Vec::new();
     let mut stream = events::all(&db.pool);
     while let Some(e) = futures::StreamExt::next(&mut stream).await {
         all.push(e.unwrap());
     }
     drop(stream);
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_rebuild_of_many_users_equals_the_live_read_models() {
+    let db = TestDb::new().await;
+    let all = seed(&db).await;
+    let projections = sidekick_projector::all();
+    let refs: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
     assert!(
         all.len() > 2 * 500,
         "only {} events: not enough for several batches",
@@ -121,5 +130,61 @@ async fn a_full_rebuild_of_many_users_equals_the_live_read_models() {
     assert_eq!(reported.last(), Some(&(rebuilt, rebuilt)));
     assert!(reported.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(snapshot(&db.pool).await, live);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_a_backlog_give_the_same_read_models_as_one_event_at_a_time() {
+    let db = TestDb::new().await;
+    let all = seed(&db).await;
+    let projections = sidekick_projector::all();
+    for e in &all {
+        for p in &projections {
+            project(&db.pool, p.as_ref(), e).await.unwrap();
+        }
+    }
+    let live = snapshot(&db.pool).await;
+    for p in &projections {
+        replay::reset(&db.pool, p.as_ref(), None).await.unwrap();
+    }
+    assert_ne!(snapshot(&db.pool).await, live);
+
+    // A batch that is entirely new, users interleaved as a partition delivers them.
+    let refs: Vec<&EventEnvelope> = all.iter().collect();
+    let (first, rest) = refs.split_at(200);
+    let applied = project_batch(&db.pool, &projections, first).await.unwrap();
+    assert_eq!(applied.len(), first.len());
+    assert!(applied
+        .iter()
+        .all(|per_event| per_event.iter().any(|(_, a)| a.events == 1)));
+
+    // Redelivered events change nothing and report nothing applied.
+    let again = project_batch(&db.pool, &projections, &first[150..]).await.unwrap();
+    assert!(again.iter().flatten().all(|(_, a)| a.events == 0));
+
+    // A batch that skips events (lost by the bus) fills each gap from the store.
+    let skipped: Vec<&EventEnvelope> = rest.iter().copied().step_by(3).collect();
+    project_batch(&db.pool, &projections, &skipped).await.unwrap();
+    for chunk in rest.chunks(97) {
+        project_batch(&db.pool, &projections, chunk).await.unwrap();
+    }
+    assert_eq!(snapshot(&db.pool).await, live);
+
+    // A batch holding one event that cannot be read applies nothing at all, not
+    // even the good event before it.
+    let last = all.last().unwrap();
+    let mut newer = last.clone();
+    newer.event_id = Uuid::now_v7();
+    newer.sequence += 1;
+    let mut bad = newer.clone();
+    bad.event_id = Uuid::now_v7();
+    bad.sequence += 1;
+    bad.payload = serde_json::json!({"NotAnEvent": {}});
+    let before = snapshot(&db.pool).await;
+    assert!(
+        project_batch(&db.pool, &projections, &[&newer, &bad]).await.is_err(),
+        "a corrupt event must fail its batch"
+    );
+    assert_eq!(snapshot(&db.pool).await, before, "a failed batch left a trace");
     db.cleanup().await;
 }

@@ -168,6 +168,40 @@ pub async fn count(pool: &PgPool) -> Result<i64> {
         .await?)
 }
 
+/// Waits, at most `patience`, until `projection` shows every event of the user's
+/// `aggregate_type` ([`projection_caught_up`]): reading one's own writes. The checks
+/// back off (10 ms doubling to 160 ms), so when the projector is far behind, readers
+/// waiting on it do not add to its load 50 times a second each. Returns whether it
+/// caught up; a projector further behind only makes what is read a moment stale.
+pub async fn wait_caught_up(
+    pool: &PgPool,
+    user: UserId,
+    projection: &str,
+    aggregate_type: &str,
+    patience: std::time::Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match projection_caught_up(pool, user, projection, aggregate_type).await {
+            Ok(true) => return true,
+            Ok(false) if tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(160));
+            }
+            Ok(false) => {
+                tracing::debug!(projection, "read model still behind; reading it as it is");
+                return false;
+            }
+            // Nothing to wait for that can be known: read what is there.
+            Err(e) => {
+                tracing::warn!(projection, error = %e, "could not tell whether the read model caught up");
+                return false;
+            }
+        }
+    }
+}
+
 /// Whether `projection` has applied every committed event of the user's
 /// `aggregate_type` aggregate: for reading one's own writes from a read model.
 pub async fn projection_caught_up(

@@ -552,22 +552,7 @@ pub(super) async fn read_own_writes(
     projection: &str,
     aggregate_type: &str,
 ) {
-    let deadline = tokio::time::Instant::now() + READ_OWN_WRITES;
-    loop {
-        match events::projection_caught_up(store.pool(), user, projection, aggregate_type).await {
-            Ok(false) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Ok(false) => {
-                tracing::debug!(
-                    projection,
-                    "read model still behind; answering from the aggregate"
-                );
-                return;
-            }
-            _ => return,
-        }
-    }
+    events::wait_caught_up(store.pool(), user, projection, aggregate_type, READ_OWN_WRITES).await;
 }
 
 /// Keeps axum's judgement of a bad JSON body (its status) in the API's error
