@@ -66,33 +66,31 @@ pub struct Applied {
     pub changes: Vec<UiChange>,
 }
 
-async fn checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -> Result<i64> {
+/// Locks the aggregate's checkpoint for `projection`, moves it to `e`'s sequence
+/// (never backwards) and returns where it was (0 for none), in one statement: the
+/// event's effects are written later in the same transaction, so the order of the
+/// two does not matter, and a redelivered event leaves the checkpoint as it was.
+async fn advance_checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -> Result<i64> {
     let seq: Option<i64> = sqlx::query_scalar(
-        "SELECT sequence FROM projection_checkpoints
-          WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE",
-    )
-    .bind(projection)
-    .bind(&e.aggregate_type)
-    .bind(&e.aggregate_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(seq.unwrap_or(0))
-}
-
-async fn save_checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, aggregate_type, aggregate_id, user_id, sequence)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET sequence = excluded.sequence",
+        "WITH old AS (
+             SELECT sequence FROM projection_checkpoints
+              WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE
+         ), new AS (
+             INSERT INTO projection_checkpoints (projection, aggregate_type, aggregate_id, user_id, sequence)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (projection, aggregate_type, aggregate_id)
+             DO UPDATE SET sequence = GREATEST(projection_checkpoints.sequence, excluded.sequence)
+         )
+         SELECT sequence FROM old",
     )
     .bind(projection)
     .bind(&e.aggregate_type)
     .bind(&e.aggregate_id)
     .bind(e.user_id.as_uuid())
     .bind(e.sequence)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(())
+    Ok(seq.unwrap_or(0))
 }
 
 pub(crate) fn decode(e: &EventEnvelope) -> Result<DomainEventKind> {
@@ -111,7 +109,7 @@ pub async fn apply_in(
     if !p.wants(&event.aggregate_type) {
         return Ok(Applied::default());
     }
-    let last = checkpoint(tx, p.name(), event).await?;
+    let last = advance_checkpoint(tx, p.name(), event).await?;
     if event.sequence <= last {
         return Ok(Applied::default());
     }
@@ -145,7 +143,6 @@ pub async fn apply_in(
         applied.changes.extend(p.apply(tx, e, &decoded).await?);
         applied.events += 1;
     }
-    save_checkpoint(tx, p.name(), event).await?;
     Ok(applied)
 }
 

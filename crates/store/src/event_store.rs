@@ -148,6 +148,7 @@ impl<A: Aggregate> EventStore<A> for SnapshotEventStore<A> {
             .map(SerializedEvent::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         self.repo.persist::<A>(&serialized, None).await?;
+        crate::events::committed();
         metrics::counter!("sidekick_events_appended_total", "aggregate" => A::TYPE)
             .increment(envelopes.len() as u64);
         let snapshot_at = context.current_snapshot.unwrap_or(0);

@@ -65,6 +65,21 @@ fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
     ))
 }
 
+/// Counts this process's commits of events, so a relay in the same process wakes at
+/// once (see [`crate::relay`]); one in another process finds them by polling.
+static COMMITS: LazyLock<tokio::sync::watch::Sender<u64>> =
+    LazyLock::new(|| tokio::sync::watch::channel(0).0);
+
+/// Called after events were committed.
+pub(crate) fn committed() {
+    COMMITS.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// A receiver that sees a change after every commit of events in this process.
+pub(crate) fn commits() -> tokio::sync::watch::Receiver<u64> {
+    COMMITS.subscribe()
+}
+
 /// The next events after `after` whose transactions are all finished, in the order
 /// the relay publishes them. Rows of a transaction still running are not returned
 /// yet, and neither is anything after them, so nothing is ever skipped.

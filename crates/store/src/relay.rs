@@ -12,18 +12,24 @@
 //!   crash in between republishes; the bus deduplicates by event id (`Nats-Msg-Id`)
 //!   and every consumer is idempotent anyway.
 //! - *One relay at a time.* A session advisory lock elects the active relay; others wait.
-//! - *Prompt.* A trigger NOTIFYs on commit; the relay LISTENs, with a slow poll as a net.
+//! - *Prompt.* A commit of events in this process wakes the relay at once; commits
+//!   made elsewhere (another process, a tool) are found by polling every
+//!   [`IDLE_POLL`]. There is no `NOTIFY` trigger: it made every event commit take one
+//!   database-wide lock through its WAL flush, so commits queued one by one instead
+//!   of sharing a flush (`sidekick bench`, BENCHMARKS.md).
 
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sidekick_domain::EventEnvelope;
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgPool};
 
 use crate::error::Result;
 use crate::events::{self, Cursor};
+
+/// How often the relay looks for events committed by other processes.
+pub const IDLE_POLL: Duration = Duration::from_millis(20);
 
 /// Where the relay delivers events (the bus, in production).
 #[async_trait]
@@ -61,7 +67,14 @@ impl Relay {
             .unwrap_or_default())
     }
 
+    /// Saves the cursor without waiting for the WAL flush: a cursor lost in a
+    /// PostgreSQL crash only republishes events, which the bus deduplicates by event
+    /// id and every consumer ignores anyway.
     async fn save_cursor(&self, c: Cursor) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO relay_cursor (name, txid, position) VALUES ($1, ($2::bigint)::text::xid8, $3)
              ON CONFLICT (name) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
@@ -69,8 +82,9 @@ impl Relay {
         .bind(&self.name)
         .bind(c.txid)
         .bind(c.position)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -144,22 +158,21 @@ impl Relay {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::info!(relay = %self.name, "relay is active");
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen("sidekick_events").await?;
+        let mut commits = events::commits();
         let result = async {
             let mut cursor = self.cursor().await?;
             loop {
                 cursor = self.pump_from(cursor, outbox).await?.0;
                 // A running transaction may hide committed events behind it; it sends
-                // no notification when it ends, so look again soon.
+                // no signal when it ends, so look again soon.
                 let wait = if events::pending_after(&self.pool, cursor).await? {
                     Duration::from_millis(5)
                 } else {
-                    Duration::from_secs(1)
+                    IDLE_POLL
                 };
-                match tokio::time::timeout(wait, listener.recv()).await {
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(e)) => return Err(e.into()),
+                tokio::select! {
+                    _ = commits.changed() => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         }

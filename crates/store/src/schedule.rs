@@ -174,12 +174,11 @@ type Tx = Transaction<'static, Postgres>;
 /// under row-level security.
 async fn begin_scheduler(pool: &PgPool) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL ROLE sidekick_app")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT set_config('sidekick.scheduler', 'on', true)")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('role', 'sidekick_app', true), set_config('sidekick.scheduler', 'on', true)",
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 

@@ -21,13 +21,13 @@ pub async fn begin_as(pool: &PgPool, user: UserId) -> Result<UserTx> {
 }
 
 /// Switches an open transaction to act as `user` (after any system-level reads).
+/// One round trip: `set_config('role', …, true)` is `SET LOCAL ROLE`.
 pub async fn act_as(tx: &mut UserTx, user: UserId) -> Result<()> {
-    sqlx::query("SET LOCAL ROLE sidekick_app")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("SELECT set_config('sidekick.user_id', $1, true)")
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('role', 'sidekick_app', true), set_config('sidekick.user_id', $1, true)",
+    )
+    .bind(user.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
