@@ -216,8 +216,14 @@ pub async fn build(
 /// context a moment stale.
 async fn caught_up(desk: &Desk<'_>, projection: &str, aggregate_type: &str) {
     let patience = std::time::Duration::from_millis(300);
-    events::wait_caught_up(desk.store.pool(), desk.user, projection, aggregate_type, patience)
-        .await;
+    events::wait_caught_up(
+        desk.store.pool(),
+        desk.user,
+        projection,
+        aggregate_type,
+        patience,
+    )
+    .await;
 }
 
 fn local_text(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {

@@ -9,8 +9,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sidekick_domain::planner::{PlannerCommand, TaskId};
 use sidekick_domain::{
-    Channel, ConversationCommand, EventEnvelope, MasterKey, PhoneNumber, SignupChannel,
-    Timezone,
+    Channel, ConversationCommand, EventEnvelope, MasterKey, PhoneNumber, SignupChannel, Timezone,
 };
 use sidekick_projector::{project, project_batch, replay, Projection};
 use sidekick_store::testing::TestDb;
@@ -159,12 +158,16 @@ async fn batches_of_a_backlog_give_the_same_read_models_as_one_event_at_a_time()
         .all(|per_event| per_event.iter().any(|(_, a)| a.events == 1)));
 
     // Redelivered events change nothing and report nothing applied.
-    let again = project_batch(&db.pool, &projections, &first[150..]).await.unwrap();
+    let again = project_batch(&db.pool, &projections, &first[150..])
+        .await
+        .unwrap();
     assert!(again.iter().flatten().all(|(_, a)| a.events == 0));
 
     // A batch that skips events (lost by the bus) fills each gap from the store.
     let skipped: Vec<&EventEnvelope> = rest.iter().copied().step_by(3).collect();
-    project_batch(&db.pool, &projections, &skipped).await.unwrap();
+    project_batch(&db.pool, &projections, &skipped)
+        .await
+        .unwrap();
     for chunk in rest.chunks(97) {
         project_batch(&db.pool, &projections, chunk).await.unwrap();
     }
@@ -182,9 +185,15 @@ async fn batches_of_a_backlog_give_the_same_read_models_as_one_event_at_a_time()
     bad.payload = serde_json::json!({"NotAnEvent": {}});
     let before = snapshot(&db.pool).await;
     assert!(
-        project_batch(&db.pool, &projections, &[&newer, &bad]).await.is_err(),
+        project_batch(&db.pool, &projections, &[&newer, &bad])
+            .await
+            .is_err(),
         "a corrupt event must fail its batch"
     );
-    assert_eq!(snapshot(&db.pool).await, before, "a failed batch left a trace");
+    assert_eq!(
+        snapshot(&db.pool).await,
+        before,
+        "a failed batch left a trace"
+    );
     db.cleanup().await;
 }

@@ -8,9 +8,16 @@
 //! it, so a command costs the same for a user with fifty thousand events as for a new
 //! one. A snapshot is only ever written after its events committed, and never moves
 //! backwards; a failed snapshot write is harmless (the next load applies more events).
+//!
+//! Each aggregate type also keeps the states it recently loaded or committed in
+//! memory ([`Recent`]): a load then reads only the events after the kept state (one
+//! query, usually returning nothing) instead of the snapshot and its tail. The kept
+//! state is never trusted as the latest: the tail always comes from the database,
+//! so writes by other processes are seen.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
@@ -21,17 +28,75 @@ pub struct SnapshotEventStore<A> {
     repo: PostgresEventRepository,
     pool: PgPool,
     every: usize,
+    recent: Arc<Recent<A>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
 impl<A> SnapshotEventStore<A> {
-    pub fn new(pool: PgPool, every: usize) -> Self {
+    /// A store keeping recent states in `recent` (which stores of the same
+    /// aggregate type may share).
+    pub fn new(pool: PgPool, every: usize, recent: Arc<Recent<A>>) -> Self {
         Self {
             repo: PostgresEventRepository::new(pool.clone()),
             pool,
             every: every.max(1),
+            recent,
             _aggregate: PhantomData,
         }
+    }
+}
+
+/// One aggregate's state at `sequence`, and the sequence of its latest snapshot.
+struct Kept<A> {
+    sequence: usize,
+    snapshot: usize,
+    aggregate: A,
+}
+
+/// Recently loaded or committed aggregate states, by aggregate id, at most
+/// `capacity` of them (an arbitrary one makes room: a miss costs one query more).
+pub struct Recent<A> {
+    kept: Mutex<HashMap<String, Kept<A>>>,
+    capacity: usize,
+}
+
+impl<A: Clone> Recent<A> {
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            kept: Mutex::new(HashMap::new()),
+            capacity,
+        })
+    }
+
+    fn get(&self, id: &str) -> Option<(usize, usize, A)> {
+        let kept = self.kept.lock().ok()?;
+        kept.get(id)
+            .map(|k| (k.sequence, k.snapshot, k.aggregate.clone()))
+    }
+
+    fn keep(&self, id: &str, sequence: usize, snapshot: usize, aggregate: &A) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        if kept.get(id).is_some_and(|k| k.sequence >= sequence) {
+            return; // a newer state is already kept
+        }
+        if kept.len() >= self.capacity && !kept.contains_key(id) {
+            if let Some(evicted) = kept.keys().next().cloned() {
+                kept.remove(&evicted);
+            }
+        }
+        kept.insert(
+            id.to_string(),
+            Kept {
+                sequence,
+                snapshot,
+                aggregate: aggregate.clone(),
+            },
+        );
     }
 }
 
@@ -50,7 +115,7 @@ fn deserialize<A: Aggregate>(
         .collect()
 }
 
-impl<A: Aggregate> SnapshotEventStore<A> {
+impl<A: Aggregate + Clone> SnapshotEventStore<A> {
     async fn read_snapshot(
         &self,
         id: &str,
@@ -95,7 +160,7 @@ impl<A: Aggregate> SnapshotEventStore<A> {
     }
 }
 
-impl<A: Aggregate> EventStore<A> for SnapshotEventStore<A> {
+impl<A: Aggregate + Clone> EventStore<A> for SnapshotEventStore<A> {
     type AC = EventStoreAggregateContext<A>;
 
     async fn load_events(
@@ -107,16 +172,29 @@ impl<A: Aggregate> EventStore<A> for SnapshotEventStore<A> {
     }
 
     async fn load_aggregate(&self, id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
-        let (sequence, aggregate) = self.read_snapshot(id).await?.unwrap_or((0, A::default()));
+        let kept = self.recent.get(id);
+        let was_kept = kept.is_some();
+        let (sequence, snapshot, aggregate) = match kept {
+            Some(kept) => kept,
+            None => {
+                let (sequence, aggregate) =
+                    self.read_snapshot(id).await?.unwrap_or((0, A::default()));
+                (sequence, sequence, aggregate)
+            }
+        };
         let mut context = EventStoreAggregateContext {
             aggregate_id: id.to_string(),
             aggregate,
             current_sequence: sequence,
-            current_snapshot: Some(sequence),
+            current_snapshot: Some(snapshot),
         };
         for envelope in deserialize::<A>(self.repo.get_last_events::<A>(id, sequence).await?)? {
             context.current_sequence = envelope.sequence;
             context.aggregate.apply(envelope.payload);
+        }
+        if !was_kept || context.current_sequence != sequence {
+            self.recent
+                .keep(id, context.current_sequence, snapshot, &context.aggregate);
         }
         Ok(context)
     }
@@ -151,12 +229,19 @@ impl<A: Aggregate> EventStore<A> for SnapshotEventStore<A> {
         crate::events::committed();
         metrics::counter!("sidekick_events_appended_total", "aggregate" => A::TYPE)
             .increment(envelopes.len() as u64);
-        let snapshot_at = context.current_snapshot.unwrap_or(0);
+        let mut snapshot_at = context.current_snapshot.unwrap_or(0);
+        // `handle` already applied these events to the aggregate through EventSink.
         if sequence - snapshot_at >= self.every {
-            // `handle` already applied these events to the aggregate through EventSink.
             self.write_snapshot(&context.aggregate_id, sequence, &context.aggregate)
                 .await;
+            snapshot_at = sequence;
         }
+        self.recent.keep(
+            &context.aggregate_id,
+            sequence,
+            snapshot_at,
+            &context.aggregate,
+        );
         Ok(envelopes)
     }
 }

@@ -58,11 +58,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use error::{Result, StoreError};
-use event_store::SnapshotEventStore;
+use event_store::{Recent, SnapshotEventStore};
 pub use events::Cursor;
 
 /// How often an aggregate is snapshotted: a load reads at most this many events.
 pub const SNAPSHOT_EVERY: usize = 25;
+/// Aggregate states kept in memory per aggregate type (see [`event_store::Recent`]):
+/// enough for every active user of a deployment of a few thousand.
+const KEPT_STATES: usize = 4096;
 const MAX_CONFLICT_RETRIES: u32 = 12;
 
 /// Who caused a command and which conversation turn it belongs to; written as
@@ -129,33 +132,43 @@ pub struct Store {
 
 impl Store {
     pub fn new(pool: PgPool, master: MasterKey) -> Self {
+        let (accounts, conversations, planners, memories) = (
+            Recent::new(KEPT_STATES),
+            Recent::new(KEPT_STATES),
+            Recent::new(KEPT_STATES),
+            Recent::new(KEPT_STATES),
+        );
         Self {
             inner: Arc::new(Inner {
                 keys: keys::KeyRing::new(master),
                 accounts: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, accounts.clone()),
                     vec![],
                     (),
                 ),
                 conversations: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, conversations.clone()),
                     vec![],
                     (),
                 ),
                 planners: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, planners.clone()),
                     vec![],
                     (),
                 ),
                 memories: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, memories.clone()),
                     vec![],
                     (),
                 ),
-                planner_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
-                memory_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
-                account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
-                conversation_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY),
+                planner_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, planners),
+                memory_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, memories),
+                account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, accounts),
+                conversation_loader: SnapshotEventStore::new(
+                    pool.clone(),
+                    SNAPSHOT_EVERY,
+                    conversations,
+                ),
                 pool,
             }),
         }
@@ -280,7 +293,7 @@ impl Store {
     }
 }
 
-async fn load<A: Aggregate>(store: &SnapshotEventStore<A>, user: UserId) -> Result<A> {
+async fn load<A: Aggregate + Clone>(store: &SnapshotEventStore<A>, user: UserId) -> Result<A> {
     let mut ctx = store
         .load_aggregate(&user.to_string())
         .await
@@ -297,7 +310,7 @@ async fn execute_with_retry<A>(
     meta: CommandMeta,
 ) -> Result<()>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
 {
     let id = user.to_string();

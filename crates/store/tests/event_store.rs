@@ -89,6 +89,57 @@ async fn snapshots_keep_loads_short_and_correct() {
     }
     assert_eq!(loaded.received, 120);
     assert_eq!(loaded, rebuilt);
+    // So does the state loaded from the snapshot by a store that kept nothing yet.
+    let fresh = Store::new(db.pool.clone(), store.master_key().clone());
+    assert_eq!(fresh.conversation(alice).await.unwrap(), rebuilt);
+    db.cleanup().await;
+}
+
+/// Each process keeps recent aggregate states in memory; what another process wrote
+/// meanwhile must still be seen, by reads and by commands.
+#[tokio::test]
+async fn a_kept_state_never_hides_another_processs_writes() {
+    let db = TestDb::new().await;
+    let here = Store::new(db.pool.clone(), MasterKey::generate());
+    let there = Store::new(db.pool.clone(), here.master_key().clone());
+    let alice = user(&here, "+15551230009").await;
+    let key = here.data_key(alice).await.unwrap();
+    for i in 0..3 {
+        here.execute_conversation(
+            alice,
+            receive(&here, &key, &format!("hi {i}"), None),
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(here.conversation(alice).await.unwrap().received, 3);
+
+    there
+        .execute_conversation(
+            alice,
+            receive(&there, &key, "from elsewhere", None),
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        here.conversation(alice).await.unwrap().received,
+        4,
+        "a read missed the other write"
+    );
+
+    // A command decided on the kept state would number this message 4 and conflict
+    // forever; it must land as the fifth.
+    here.execute_conversation(
+        alice,
+        receive(&here, &key, "and here", None),
+        CommandMeta::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(there.conversation(alice).await.unwrap().received, 5);
+    assert_eq!(here.conversation(alice).await.unwrap().received, 5);
     db.cleanup().await;
 }
 

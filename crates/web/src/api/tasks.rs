@@ -552,7 +552,14 @@ pub(super) async fn read_own_writes(
     projection: &str,
     aggregate_type: &str,
 ) {
-    events::wait_caught_up(store.pool(), user, projection, aggregate_type, READ_OWN_WRITES).await;
+    events::wait_caught_up(
+        store.pool(),
+        user,
+        projection,
+        aggregate_type,
+        READ_OWN_WRITES,
+    )
+    .await;
 }
 
 /// Keeps axum's judgement of a bad JSON body (its status) in the API's error
