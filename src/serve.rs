@@ -172,9 +172,9 @@ fn scheduler_settings() -> Result<SchedulerSettings> {
             .trim()
             .parse::<f64>()
             .ok()
-            .filter(|h| h.is_finite() && *h > 0.0 && *h <= 24.0)
+            .filter(|h| h.is_finite() && *h >= 1.0 / 60.0 && *h <= 24.0)
             .with_context(|| {
-                format!("SIDEKICK_NUDGE_AFTER_HOURS={raw:?}: give a number of hours between 0 and 24, e.g. 3")
+                format!("SIDEKICK_NUDGE_AFTER_HOURS={raw:?}: give a number of hours from 0.0167 (a minute) to 24, e.g. 3")
             })?;
         settings.nudge_after = chrono::TimeDelta::minutes((hours * 60.0).round() as i64);
     }

@@ -80,6 +80,12 @@ impl MessageKind {
         self == Self::Fragment
     }
 
+    /// Whether a model (when one is configured) writes the reply: planning and
+    /// memory commands and HELP are answered without one, whatever the provider.
+    pub fn answered_by_model(self) -> bool {
+        matches!(self, Self::Greeting | Self::Fragment)
+    }
+
     pub fn texts(self) -> &'static [&'static str] {
         match self {
             Self::AddTask => &[

@@ -749,6 +749,7 @@ fn assemble(
         ..Default::default()
     };
     let (mut acks, mut complete, mut debounced) = (Vec::new(), Vec::new(), Vec::new());
+    let mut modelled = Vec::new();
     let mut by_kind: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     for s in samples {
         match &s.ack {
@@ -771,6 +772,9 @@ fn assemble(
                 } else {
                     counts.replied_complete += 1;
                     complete.push(ms(*d));
+                    if s.kind.answered_by_model() {
+                        modelled.push(ms(*d));
+                    }
                 }
             }
             Some(Err(())) => {
@@ -789,9 +793,10 @@ fn assemble(
     let throughput = completed as f64 / duration_s;
     let webhook_ack_ms = Summary::of(&acks).rounded();
     let e2e_reply_ms = Summary::of(&complete).rounded();
+    // Only replies a model wrote wait for it; the rest are the offline engine's.
     let pipeline_share_ms = args.model_latency.map(|l| {
         let l = ms(l);
-        let share: Vec<f64> = complete.iter().map(|v| v - l).collect();
+        let share: Vec<f64> = modelled.iter().map(|v| v - l).collect();
         Summary::of(&share).rounded()
     });
 
@@ -992,8 +997,9 @@ fn targets(
             figure: "reply with the stub model",
             target: "p99 ≤ 1.7 s with a 1.5 s model (pipeline share ≤ 200 ms)".into(),
             value: format!(
-                "p99 {:.1} ms, pipeline share p99 {:.1} ms ({rate})",
-                e2e.p99, share.p99
+                "model-written replies p99 {:.1} ms, pipeline share p99 {:.1} ms ({rate})",
+                share.p99 + args.model_latency.map_or(0.0, |l| l.as_secs_f64() * 1e3),
+                share.p99
             ),
             met: Some(share.p99 <= 200.0),
         }),

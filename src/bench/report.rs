@@ -235,7 +235,7 @@ impl Report {
         if let Some(share) = &self.pipeline_share_ms {
             row(
                 &mut out,
-                "  pipeline share (minus model)",
+                "  pipeline share (model replies)",
                 share,
                 None,
                 None,

@@ -985,8 +985,19 @@ async fn silence_gets_one_gentle_check_in_with_the_smallest_step_and_then_backs_
         assert_eq!(w.run(&s, now).await.sent, 0, "at {now}");
     }
     assert_eq!(w.nudges(user).await.len(), 2);
-    // The user answers: the count starts over.
+    // The user answers: the count starts over. The new check-in row is not even
+    // looked at for a minute (a reply back a moment later replaces it unclaimed).
     w.text(user, "ok", t("2027-06-11T15:10:00Z")).await;
+    assert_eq!(w.run(&s, t("2027-06-11T15:10:30Z")).await.claimed, 0);
+    let pending: Vec<_> = w
+        .items(user, "nudge")
+        .await
+        .into_iter()
+        .filter(|r| r.status == "pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].occurrence_at, t("2027-06-11T15:10:00Z"));
+    assert_eq!(pending[0].due_at, t("2027-06-11T15:11:00Z"));
     assert_eq!(w.run(&s, t("2027-06-11T18:10:30Z")).await.sent, 1);
     w.cleanup().await;
 }

@@ -3,8 +3,9 @@
 //! Per partition, messages are pulled in stream order and handed to the handler one
 //! at a time, or, for a handler whose [`Handler::max_batch`] is above one, as many
 //! as had already arrived together (the projector commits them at once, so a busy
-//! partition shares one commit among many events); a handler that must not block others (the assistant's slow turns) takes
-//! the delivery away with [`Outcome::Handed`] and acks it later itself. Retries back
+//! partition shares one commit among many events). A handler that must not block
+//! others (the assistant's slow turns) takes the delivery away with
+//! [`Outcome::Handed`] and acks it later itself. Retries back
 //! off; a message that keeps failing goes to the dead-letter hook and is terminated,
 //! so one poison event never blocks a partition.
 

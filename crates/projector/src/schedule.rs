@@ -26,9 +26,11 @@
 //! queued is therefore recognised after a replay, and nothing is sent twice.
 //!
 //! The inactivity check-in row follows the latest activity (or check-in): it
-//! carries that moment as its occurrence, and is due at once; the scheduler works
-//! out how many waking hours must pass (it knows the configured number and the
-//! user's quiet hours) and defers it until then.
+//! carries that moment as its occurrence, and is first looked at
+//! [`NUDGE_FIRST_LOOK`] later; the scheduler works out how many waking hours must
+//! pass (it knows the configured number and the user's quiet hours) and defers it
+//! until then. Someone texting back and forth replaces the row before the
+//! scheduler ever claims it, instead of costing it a claim and a deferral per text.
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -86,10 +88,16 @@ impl Projection for ScheduleProjection {
 }
 
 /// A row to add (if it is not there already).
+/// How soon after activity the scheduler first looks at the check-in row: no
+/// check-in is ever due sooner (the configured wait is at least a minute).
+pub const NUDGE_FIRST_LOOK: TimeDelta = TimeDelta::minutes(1);
+
 struct NewItem {
     kind: ItemKind,
     ref_id: Uuid,
     occurrence: DateTime<Utc>,
+    /// When the scheduler first looks at it, if not at the occurrence.
+    first_look: Option<DateTime<Utc>>,
     expires: Option<DateTime<Utc>>,
     explicit: bool,
     snooze: bool,
@@ -102,6 +110,7 @@ impl NewItem {
             kind,
             ref_id,
             occurrence,
+            first_look: None,
             expires: None,
             explicit: false,
             snooze: false,
@@ -114,7 +123,7 @@ async fn insert(tx: &mut UserTx, user: UserId, item: NewItem) -> Result<()> {
     sqlx::query(
         "INSERT INTO schedule_items (id, user_id, kind, ref_id, occurrence_at, due_at, expires_at,
                                      explicit, slot, repeating)
-         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9)
+         VALUES ($1, $2, $3, $4, $5, $10, $6, $7, $8, $9)
          ON CONFLICT DO NOTHING",
     )
     .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
@@ -126,6 +135,7 @@ async fn insert(tx: &mut UserTx, user: UserId, item: NewItem) -> Result<()> {
     .bind(item.explicit)
     .bind(if item.snooze { "snooze" } else { "regular" })
     .bind(item.repeating)
+    .bind(item.first_look.unwrap_or(item.occurrence))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -303,7 +313,7 @@ async fn planner(tx: &mut UserTx, user: UserId, event: &PlannerEvent) -> Result<
                   WHERE user_id = $1 AND kind = 'nudge' AND status = 'pending'",
             )
             .bind(user.as_uuid())
-            .bind(at)
+            .bind(*at + NUDGE_FIRST_LOOK)
             .execute(&mut **tx)
             .await?;
         }
@@ -417,10 +427,9 @@ async fn follow_activity(tx: &mut UserTx, user: UserId) -> Result<()> {
     .bind(anchor)
     .execute(&mut **tx)
     .await?;
-    insert(
-        tx,
-        user,
-        NewItem::new(ItemKind::Nudge, user.as_uuid(), anchor),
-    )
-    .await
+    let item = NewItem {
+        first_look: Some(anchor + NUDGE_FIRST_LOOK),
+        ..NewItem::new(ItemKind::Nudge, user.as_uuid(), anchor)
+    };
+    insert(tx, user, item).await
 }

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sidekick_bus::worker::{Delivery, Handler, Outcome};
 use sidekick_bus::Bus;
+use sidekick_domain::EventEnvelope;
 use sidekick_store::registry;
 use sqlx::PgPool;
-
-use sidekick_domain::EventEnvelope;
 
 use crate::{Applied, Projection};
 
