@@ -87,11 +87,11 @@ impl Projection for ScheduleProjection {
     }
 }
 
-/// A row to add (if it is not there already).
 /// How soon after activity the scheduler first looks at the check-in row: no
 /// check-in is ever due sooner (the configured wait is at least a minute).
 pub const NUDGE_FIRST_LOOK: TimeDelta = TimeDelta::minutes(1);
 
+/// A row to add (if it is not there already).
 struct NewItem {
     kind: ItemKind,
     ref_id: Uuid,
