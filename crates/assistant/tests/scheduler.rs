@@ -271,6 +271,13 @@ impl World {
             .collect()
     }
 
+    /// The user's rows of `kind` still waiting to be sent.
+    async fn pending(&self, user: UserId, kind: &str) -> Vec<ItemRow> {
+        let mut rows = self.items(user, kind).await;
+        rows.retain(|r| r.status == "pending");
+        rows
+    }
+
     async fn cleanup(mut self) {
         if let Some(db) = self.db.take() {
             db.cleanup().await;
@@ -594,12 +601,7 @@ async fn quiet_hours_hold_what_the_user_did_not_time_but_not_what_they_did() {
         .await;
     let report = w.run(&s, t("2027-06-10T22:00:01Z")).await;
     assert_eq!(report.sent, 0, "{report:?}");
-    let held: Vec<_> = w
-        .items(water, "reminder")
-        .await
-        .into_iter()
-        .filter(|r| r.status == "pending")
-        .collect();
+    let held = w.pending(water, "reminder").await;
     assert_eq!(held.len(), 1);
     assert!(held[0].held, "{held:?}");
     assert_eq!(
@@ -624,10 +626,9 @@ async fn quiet_hours_hold_what_the_user_did_not_time_but_not_what_they_did() {
         vec![(drink, t("2027-06-10T22:00:00Z"), true)]
     );
     let next: Vec<_> = w
-        .items(water, "reminder")
+        .pending(water, "reminder")
         .await
         .into_iter()
-        .filter(|r| r.status == "pending")
         .map(|r| r.occurrence_at)
         .collect();
     assert_eq!(next, vec![t("2027-06-11T10:00:00Z")]);
@@ -672,12 +673,7 @@ async fn quiet_hours_hold_what_the_user_did_not_time_but_not_what_they_did() {
         "{}",
         sent[0].1
     );
-    let held: Vec<_> = w
-        .items(night, "reminder")
-        .await
-        .into_iter()
-        .filter(|r| r.status == "pending")
-        .collect();
+    let held = w.pending(night, "reminder").await;
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].due_at, t("2027-06-12T07:00:00Z"));
     assert_eq!(w.run(&s, t("2027-06-12T07:00:05Z")).await.sent, 1);
@@ -989,12 +985,7 @@ async fn silence_gets_one_gentle_check_in_with_the_smallest_step_and_then_backs_
     // looked at for a minute (a reply back a moment later replaces it unclaimed).
     w.text(user, "ok", t("2027-06-11T15:10:00Z")).await;
     assert_eq!(w.run(&s, t("2027-06-11T15:10:30Z")).await.claimed, 0);
-    let pending: Vec<_> = w
-        .items(user, "nudge")
-        .await
-        .into_iter()
-        .filter(|r| r.status == "pending")
-        .collect();
+    let pending = w.pending(user, "nudge").await;
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].occurrence_at, t("2027-06-11T15:10:00Z"));
     assert_eq!(pending[0].due_at, t("2027-06-11T15:11:00Z"));
@@ -1020,12 +1011,7 @@ async fn at_most_two_check_ins_a_day_and_never_in_quiet_hours() {
     ] {
         assert_eq!(w.run(&s, now).await.sent, 0, "at {now}");
     }
-    let pending: Vec<_> = w
-        .items(user, "nudge")
-        .await
-        .into_iter()
-        .filter(|r| r.status == "pending")
-        .collect();
+    let pending = w.pending(user, "nudge").await;
     assert_eq!(pending.len(), 1);
     // The next waking day, within its first hour (spread so that not everyone's
     // check-in lands on 08:00 sharp).
@@ -1099,12 +1085,7 @@ async fn no_check_in_with_nudges_off_during_a_safety_pause_or_without_tasks_due_
         2,
         "the same day for someone else"
     );
-    let pending: Vec<_> = w
-        .items(paused, "nudge")
-        .await
-        .into_iter()
-        .filter(|r| r.status == "pending")
-        .collect();
+    let pending = w.pending(paused, "nudge").await;
     assert_eq!(
         pending[0].due_at,
         t("2027-06-11T09:30:00Z"),
