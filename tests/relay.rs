@@ -203,9 +203,13 @@ async fn a_republished_event_is_stored_once() {
     // Other tests' open transactions may hide the commit for a moment (the horizon).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let batch: Vec<EventEnvelope> = loop {
-        let events = sidekick_store::events::committed_after(&db.pool, Default::default(), 10)
-            .await
-            .unwrap();
+        let events = sidekick_store::events::committed_after(
+            &mut *db.pool.acquire().await.unwrap(),
+            Default::default(),
+            10,
+        )
+        .await
+        .unwrap();
         if !events.is_empty() {
             break events.into_iter().map(|(e, _)| e).collect();
         }

@@ -31,7 +31,7 @@ pub mod worker;
 
 use async_trait::async_trait;
 use sidekick_domain::{DomainEventKind, EventEnvelope};
-use sidekick_store::scoped::{act_as, UserTx};
+use sidekick_store::scoped::{act_as, begin_as, UserTx};
 use sidekick_store::{events, Result, Store, StoreError};
 use sqlx::PgPool;
 
@@ -66,31 +66,43 @@ pub struct Applied {
     pub changes: Vec<UiChange>,
 }
 
-/// Locks the aggregate's checkpoint for `projection`, moves it to `e`'s sequence
-/// (never backwards) and returns where it was (0 for none), in one statement: the
-/// event's effects are written later in the same transaction, so the order of the
-/// two does not matter, and a redelivered event leaves the checkpoint as it was.
-async fn advance_checkpoint(tx: &mut UserTx, projection: &str, e: &EventEnvelope) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar(
+/// Locks the aggregate's checkpoints for `projections`, moves each to `e`'s sequence
+/// (never backwards) and returns where each was (0 for none), in one statement for
+/// all of them: the event's effects are written later in the same transaction, so
+/// the order of the two does not matter, and a redelivered event leaves the
+/// checkpoints as they were.
+async fn advance_checkpoints(
+    tx: &mut UserTx,
+    projections: &[&str],
+    e: &EventEnvelope,
+) -> Result<Vec<i64>> {
+    let old: Vec<(String, i64)> = sqlx::query_as(
         "WITH old AS (
-             SELECT sequence FROM projection_checkpoints
-              WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE
+             SELECT projection, sequence FROM projection_checkpoints
+              WHERE projection = ANY($1) AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE
          ), new AS (
              INSERT INTO projection_checkpoints (projection, aggregate_type, aggregate_id, user_id, sequence)
-             VALUES ($1, $2, $3, $4, $5)
+             SELECT p, $2, $3, $4, $5 FROM UNNEST($1::text[]) AS p
              ON CONFLICT (projection, aggregate_type, aggregate_id)
              DO UPDATE SET sequence = GREATEST(projection_checkpoints.sequence, excluded.sequence)
          )
-         SELECT sequence FROM old",
+         SELECT projection, sequence FROM old",
     )
-    .bind(projection)
+    .bind(projections)
     .bind(&e.aggregate_type)
     .bind(&e.aggregate_id)
     .bind(e.user_id.as_uuid())
     .bind(e.sequence)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(seq.unwrap_or(0))
+    Ok(projections
+        .iter()
+        .map(|name| {
+            old.iter()
+                .find(|(p, _)| p == name)
+                .map_or(0, |(_, sequence)| *sequence)
+        })
+        .collect())
 }
 
 pub(crate) fn decode(e: &EventEnvelope) -> Result<DomainEventKind> {
@@ -106,44 +118,85 @@ pub async fn apply_in(
     p: &dyn Projection,
     event: &EventEnvelope,
 ) -> Result<Applied> {
-    if !p.wants(&event.aggregate_type) {
-        return Ok(Applied::default());
+    Ok(apply_each_in(pool, tx, &[p], event)
+        .await?
+        .pop()
+        .map(|(_, applied)| applied)
+        .unwrap_or_default())
+}
+
+/// [`apply_in`] for several projections at once, their checkpoints moved by one
+/// statement. Returns what each projection that wants the event did, in order.
+pub async fn apply_each_in(
+    pool: &PgPool,
+    tx: &mut UserTx,
+    projections: &[&dyn Projection],
+    event: &EventEnvelope,
+) -> Result<Vec<(&'static str, Applied)>> {
+    let wanted: Vec<&dyn Projection> = projections
+        .iter()
+        .copied()
+        .filter(|p| p.wants(&event.aggregate_type))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
-    let last = advance_checkpoint(tx, p.name(), event).await?;
-    if event.sequence <= last {
-        return Ok(Applied::default());
-    }
-    let mut pending = Vec::new();
-    if event.sequence > last + 1 {
-        // Events are immutable once committed, and the aggregate's earlier events
-        // committed before this one was written, so the event store has them all.
-        let mut conn = pool.acquire().await?;
-        pending = events::aggregate_range(
-            &mut conn,
-            &event.aggregate_type,
-            &event.aggregate_id,
-            last + 1,
-            event.sequence - 1,
-        )
-        .await?;
-        if pending.len() as i64 != event.sequence - 1 - last {
-            return Err(StoreError::Corrupt(format!(
-                "gap before {}#{} could not be filled from the event store",
-                event.aggregate_id, event.sequence
-            )));
+    let names: Vec<&str> = wanted.iter().map(|p| p.name()).collect();
+    let lasts = advance_checkpoints(tx, &names, event).await?;
+    let mut results = Vec::with_capacity(wanted.len());
+    let mut decoded = None;
+    for (p, last) in wanted.into_iter().zip(lasts) {
+        if event.sequence <= last {
+            results.push((p.name(), Applied::default()));
+            continue;
         }
-        metrics::counter!("sidekick_projection_gaps_filled_total", "projection" => p.name())
-            .increment(pending.len() as u64);
-        tracing::info!(projection = p.name(), aggregate_id = %event.aggregate_id, filled = pending.len(), "filled a sequence gap from the event store");
-    }
-    pending.push(event.clone());
-    let mut applied = Applied::default();
-    for e in &pending {
-        let decoded = decode(e)?;
-        applied.changes.extend(p.apply(tx, e, &decoded).await?);
+        let mut applied = Applied::default();
+        if event.sequence > last + 1 {
+            for e in &fill_gap(pool, p, event, last).await? {
+                applied.changes.extend(p.apply(tx, e, &decode(e)?).await?);
+                applied.events += 1;
+            }
+        }
+        if decoded.is_none() {
+            decoded = Some(decode(event)?);
+        }
+        let decoded = decoded.as_ref().expect("decoded just above");
+        applied.changes.extend(p.apply(tx, event, decoded).await?);
         applied.events += 1;
+        results.push((p.name(), applied));
     }
-    Ok(applied)
+    Ok(results)
+}
+
+/// The aggregate's events between checkpoint `last` and `event`, which a redelivery
+/// or lost message left out: events are immutable once committed, and the
+/// aggregate's earlier events committed before this one was written, so the event
+/// store has them all.
+async fn fill_gap(
+    pool: &PgPool,
+    p: &dyn Projection,
+    event: &EventEnvelope,
+    last: i64,
+) -> Result<Vec<EventEnvelope>> {
+    let mut conn = pool.acquire().await?;
+    let pending = events::aggregate_range(
+        &mut conn,
+        &event.aggregate_type,
+        &event.aggregate_id,
+        last + 1,
+        event.sequence - 1,
+    )
+    .await?;
+    if pending.len() as i64 != event.sequence - 1 - last {
+        return Err(StoreError::Corrupt(format!(
+            "gap before {}#{} could not be filled from the event store",
+            event.aggregate_id, event.sequence
+        )));
+    }
+    metrics::counter!("sidekick_projection_gaps_filled_total", "projection" => p.name())
+        .increment(pending.len() as u64);
+    tracing::info!(projection = p.name(), aggregate_id = %event.aggregate_id, filled = pending.len(), "filled a sequence gap from the event store");
+    Ok(pending)
 }
 
 /// Projects one delivered event in its own transaction.
@@ -151,8 +204,7 @@ pub async fn project(pool: &PgPool, p: &dyn Projection, event: &EventEnvelope) -
     if !p.wants(&event.aggregate_type) {
         return Ok(Applied::default());
     }
-    let mut tx = pool.begin().await?;
-    act_as(&mut tx, event.user_id).await?;
+    let mut tx = begin_as(pool, event.user_id).await?;
     let applied = apply_in(pool, &mut tx, p, event).await?;
     tx.commit().await?;
     Ok(applied)
@@ -173,27 +225,29 @@ pub async fn project_batch(
     order.sort_by_key(|&i| events[i].user_id.as_uuid()); // stable: per-user order is kept
     let mut results: Vec<Vec<(&'static str, Applied)>> =
         (0..events.len()).map(|_| Vec::new()).collect();
-    let mut tx = pool.begin().await?;
+    let mut tx: Option<UserTx> = None;
     let mut acting_as = None;
+    let all: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
     for i in order {
         let e = events[i];
-        let wanted: Vec<&dyn Projection> = projections
-            .iter()
-            .map(|p| p.as_ref())
-            .filter(|p| p.wants(&e.aggregate_type))
-            .collect();
-        if wanted.is_empty() {
+        if !all.iter().any(|p| p.wants(&e.aggregate_type)) {
             continue;
         }
-        if acting_as != Some(e.user_id) {
-            act_as(&mut tx, e.user_id).await?;
-            acting_as = Some(e.user_id);
-        }
-        for p in wanted {
-            results[i].push((p.name(), apply_in(pool, &mut tx, p, e).await?));
-        }
+        let tx = match &mut tx {
+            None => tx.insert(begin_as(pool, e.user_id).await?),
+            Some(tx) => {
+                if acting_as != Some(e.user_id) {
+                    act_as(tx, e.user_id).await?;
+                }
+                tx
+            }
+        };
+        acting_as = Some(e.user_id);
+        results[i] = apply_each_in(pool, tx, &all, e).await?;
     }
-    tx.commit().await?;
+    if let Some(tx) = tx {
+        tx.commit().await?;
+    }
     Ok(results)
 }
 

@@ -119,25 +119,27 @@ impl NewItem {
     }
 }
 
-async fn insert(tx: &mut UserTx, user: UserId, item: NewItem) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO schedule_items (id, user_id, kind, ref_id, occurrence_at, due_at, expires_at,
-                                     explicit, slot, repeating)
+/// A schedule row, its values bound as `insert` binds them.
+const INSERT_ITEM: &str =
+    "INSERT INTO schedule_items (id, user_id, kind, ref_id, occurrence_at, due_at,
+                                     expires_at, explicit, slot, repeating)
          VALUES ($1, $2, $3, $4, $5, $10, $6, $7, $8, $9)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
-    .bind(user.as_uuid())
-    .bind(item.kind.as_str())
-    .bind(item.ref_id)
-    .bind(item.occurrence)
-    .bind(item.expires)
-    .bind(item.explicit)
-    .bind(if item.snooze { "snooze" } else { "regular" })
-    .bind(item.repeating)
-    .bind(item.first_look.unwrap_or(item.occurrence))
-    .execute(&mut **tx)
-    .await?;
+         ON CONFLICT DO NOTHING";
+
+async fn insert(tx: &mut UserTx, user: UserId, item: NewItem) -> Result<()> {
+    sqlx::query(INSERT_ITEM)
+        .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
+        .bind(user.as_uuid())
+        .bind(item.kind.as_str())
+        .bind(item.ref_id)
+        .bind(item.occurrence)
+        .bind(item.expires)
+        .bind(item.explicit)
+        .bind(if item.snooze { "snooze" } else { "regular" })
+        .bind(item.repeating)
+        .bind(item.first_look.unwrap_or(item.occurrence))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -344,8 +346,8 @@ async fn conversation(tx: &mut UserTx, user: UserId, event: &ConversationEvent) 
             .execute(&mut **tx)
             .await?;
             if *kind == OutboundKind::Nudge {
-                upsert_user(tx, user, "last_nudge_at", *queued_at).await?;
-                follow_activity(tx, user).await?;
+                let anchor = upsert_user(tx, user, "last_nudge_at", *queued_at).await?;
+                follow_activity(tx, user, anchor).await?;
             }
         }
         _ => {}
@@ -382,54 +384,66 @@ async fn account(
 
 /// The user did something (texted, completed a task, signed up) at `at`.
 async fn active(tx: &mut UserTx, user: UserId, at: DateTime<Utc>) -> Result<()> {
-    upsert_user(tx, user, "last_active_at", at).await?;
-    follow_activity(tx, user).await
+    let anchor = upsert_user(tx, user, "last_active_at", at).await?;
+    follow_activity(tx, user, anchor).await
 }
 
+/// Moves the user's `column` forward to `at`; returns what the check-in follows
+/// now, the later of the last activity and the last check-in.
 async fn upsert_user(
     tx: &mut UserTx,
     user: UserId,
     column: &'static str,
     at: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Option<DateTime<Utc>>> {
     let sql = format!(
         "INSERT INTO schedule_users (user_id, {column}) VALUES ($1, $2)
          ON CONFLICT (user_id) DO UPDATE
-            SET {column} = greatest(schedule_users.{column}, excluded.{column}), updated_at = now()"
+            SET {column} = greatest(schedule_users.{column}, excluded.{column}), updated_at = now()
+         RETURNING greatest(last_active_at, last_nudge_at)"
     );
-    sqlx::query(&sql)
+    Ok(sqlx::query_scalar(&sql)
         .bind(user.as_uuid())
         .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
-/// Keeps one pending check-in row, following the latest activity or check-in.
-/// Rows it replaces are deleted, not kept: someone who texts fifty times a day
-/// would otherwise leave fifty rows behind.
-async fn follow_activity(tx: &mut UserTx, user: UserId) -> Result<()> {
-    let anchor: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT greatest(last_active_at, last_nudge_at) FROM schedule_users WHERE user_id = $1",
-    )
-    .bind(user.as_uuid())
-    .fetch_optional(&mut **tx)
-    .await?
-    .flatten();
+/// Keeps one pending check-in row, following `anchor` (the latest activity or
+/// check-in). Rows it replaces are deleted, not kept: someone who texts fifty times
+/// a day would otherwise leave fifty rows behind. One statement: the delete and the
+/// insert touch different rows (an unchanged anchor deletes nothing and inserts
+/// the row that is already there, which the conflict clause skips).
+async fn follow_activity(
+    tx: &mut UserTx,
+    user: UserId,
+    anchor: Option<DateTime<Utc>>,
+) -> Result<()> {
     let Some(anchor) = anchor else {
         return Ok(());
     };
-    sqlx::query(
-        "DELETE FROM schedule_items
-          WHERE user_id = $1 AND kind = 'nudge' AND status = 'pending' AND occurrence_at < $2",
-    )
-    .bind(user.as_uuid())
-    .bind(anchor)
-    .execute(&mut **tx)
-    .await?;
     let item = NewItem {
         first_look: Some(anchor + NUDGE_FIRST_LOOK),
         ..NewItem::new(ItemKind::Nudge, user.as_uuid(), anchor)
     };
-    insert(tx, user, item).await
+    sqlx::query(&format!(
+        "WITH replaced AS (
+             DELETE FROM schedule_items
+              WHERE user_id = $2 AND kind = 'nudge' AND status = 'pending' AND occurrence_at < $5
+         )
+         {INSERT_ITEM}"
+    ))
+    .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
+    .bind(user.as_uuid())
+    .bind(item.kind.as_str())
+    .bind(item.ref_id)
+    .bind(item.occurrence)
+    .bind(item.expires)
+    .bind(item.explicit)
+    .bind(if item.snooze { "snooze" } else { "regular" })
+    .bind(item.repeating)
+    .bind(item.first_look.unwrap_or(item.occurrence))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

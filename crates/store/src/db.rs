@@ -32,9 +32,14 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool> {
         .map_err(|e| StoreError::Unavailable(format!("bad DATABASE_URL: {e}")))?
         .log_statements(tracing::log::LevelFilter::Trace);
     create_database_if_missing(&options).await?;
+    // No ping before handing out a pooled connection: it is one more round trip per
+    // use (sqlx already checks a connection when it comes back). A connection that
+    // died meanwhile fails its first statement, is closed, and the caller's retry
+    // (commands retry; bus deliveries are redelivered) gets a fresh one.
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     Ok(pool)

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sidekick_domain::EventEnvelope;
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::error::Result;
 use crate::events::{self, Cursor};
@@ -56,54 +56,36 @@ impl Relay {
     }
 
     pub async fn cursor(&self) -> Result<Cursor> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT (txid::text)::bigint, position FROM relay_cursor WHERE name = $1",
-        )
-        .bind(&self.name)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row
-            .map(|(txid, position)| Cursor { txid, position })
-            .unwrap_or_default())
-    }
-
-    /// Saves the cursor without waiting for the WAL flush: a cursor lost in a
-    /// PostgreSQL crash only republishes events, which the bus deduplicates by event
-    /// id and every consumer ignores anyway.
-    async fn save_cursor(&self, c: Cursor) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO relay_cursor (name, txid, position) VALUES ($1, ($2::bigint)::text::xid8, $3)
-             ON CONFLICT (name) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
-        )
-        .bind(&self.name)
-        .bind(c.txid)
-        .bind(c.position)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        read_cursor(&mut conn, &self.name).await
     }
 
     /// Publishes everything committed so far; returns how many events went out.
     /// Tests call this to drain the relay step by step.
     pub async fn pump(&self, outbox: &dyn Outbox) -> Result<usize> {
-        let (_, n) = self.pump_from(self.cursor().await?, outbox).await?;
+        let mut conn = self.pool.acquire().await?;
+        let cursor = read_cursor(&mut conn, &self.name).await?;
+        let (_, n, _) = self.pump_from(&mut conn, cursor, outbox).await?;
         Ok(n)
     }
 
-    async fn pump_from(&self, mut cursor: Cursor, outbox: &dyn Outbox) -> Result<(Cursor, usize)> {
+    /// Publishes from `cursor` until nothing finished is left; returns the new
+    /// cursor, how many went out, and whether a running transaction holds more back.
+    async fn pump_from(
+        &self,
+        conn: &mut PgConnection,
+        mut cursor: Cursor,
+        outbox: &dyn Outbox,
+    ) -> Result<(Cursor, usize, bool)> {
         let mut total = 0;
         loop {
-            let batch = events::committed_after(&self.pool, cursor, self.batch).await?;
-            let Some((_, last)) = batch.last() else {
-                return Ok((cursor, total));
+            let next = events::next_after(conn, cursor, self.batch).await?;
+            let full = next.ready.len() as i64 == self.batch;
+            let Some((_, last)) = next.ready.last() else {
+                return Ok((cursor, total, next.held_back));
             };
             let last = *last;
-            let envelopes: Vec<EventEnvelope> = batch.into_iter().map(|(e, _)| e).collect();
+            let envelopes: Vec<EventEnvelope> = next.ready.into_iter().map(|(e, _)| e).collect();
             if let Err(e) = outbox.publish(&envelopes).await {
                 metrics::counter!("sidekick_relay_publish_errors_total").increment(1);
                 return Err(crate::StoreError::Unavailable(format!("bus: {e}")));
@@ -118,8 +100,11 @@ impl Relay {
             }
             metrics::counter!("sidekick_relay_published_total").increment(envelopes.len() as u64);
             total += envelopes.len();
-            self.save_cursor(last).await?;
+            save_cursor(conn, &self.name, last).await?;
             cursor = last;
+            if !full {
+                return Ok((cursor, total, next.held_back));
+            }
         }
     }
 
@@ -160,12 +145,19 @@ impl Relay {
         tracing::info!(relay = %self.name, "relay is active");
         let mut commits = events::commits();
         let result = async {
-            let mut cursor = self.cursor().await?;
+            // This connection is the relay's alone: its reads and cursor writes need
+            // no pool hand-over, and the cursor is written without waiting for the
+            // WAL flush (see `save_cursor`).
+            sqlx::query("SET synchronous_commit = off")
+                .execute(&mut lock_conn)
+                .await?;
+            let mut cursor = read_cursor(&mut lock_conn, &self.name).await?;
             loop {
-                cursor = self.pump_from(cursor, outbox).await?.0;
+                let (at, _, held_back) = self.pump_from(&mut lock_conn, cursor, outbox).await?;
+                cursor = at;
                 // A running transaction may hide committed events behind it; it sends
                 // no signal when it ends, so look again soon.
-                let wait = if events::pending_after(&self.pool, cursor).await? {
+                let wait = if held_back {
                     Duration::from_millis(5)
                 } else {
                     IDLE_POLL
@@ -180,4 +172,33 @@ impl Relay {
         let _ = lock_conn.close().await;
         result
     }
+}
+
+async fn read_cursor(conn: &mut PgConnection, name: &str) -> Result<Cursor> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT (txid::text)::bigint, position FROM relay_cursor WHERE name = $1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row
+        .map(|(txid, position)| Cursor { txid, position })
+        .unwrap_or_default())
+}
+
+/// Saves the cursor without waiting for the WAL flush: a cursor lost in a
+/// PostgreSQL crash only republishes events, which the bus deduplicates by event
+/// id and every consumer ignores anyway. On the relay's own connection
+/// `synchronous_commit` is off for the session; elsewhere (tests pumping by hand) it
+/// is the server's setting, which is only slower.
+async fn save_cursor(conn: &mut PgConnection, name: &str, c: Cursor) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO relay_cursor (name, txid, position) VALUES ($1, ($2::bigint)::text::xid8, $3)
+         ON CONFLICT (name) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
+    )
+    .bind(name)
+    .bind(c.txid)
+    .bind(c.position)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
