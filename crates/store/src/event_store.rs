@@ -11,16 +11,24 @@
 //!
 //! Each aggregate type also keeps the states it recently loaded or committed in
 //! memory ([`Recent`]): a load then reads only the events after the kept state (one
-//! query, usually returning nothing) instead of the snapshot and its tail. The kept
-//! state is never trusted as the latest: the tail always comes from the database,
-//! so writes by other processes are seen.
+//! query, usually returning nothing) instead of the snapshot and its tail, so writes
+//! by other processes are seen.
+//!
+//! A store that only executes commands ([`Check::OnCommit`]) skips even that query:
+//! it decides on the kept state and lets the append check it. Events are numbered
+//! from the state's sequence and `(aggregate, sequence)` is unique, so a state that
+//! missed another process's write fails to append, is forgotten, and the command
+//! is retried on a fresh load (the caller retries conflicts). A command that writes
+//! nothing on a kept state is checked by one query for newer events (a conflict if
+//! there are), and one the aggregate rejected is retried once on a fresh load
+//! ([`SnapshotEventStore::forget`]) before the rejection stands.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, SerializedEvent};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
@@ -29,20 +37,54 @@ pub struct SnapshotEventStore<A> {
     pool: PgPool,
     every: usize,
     recent: Arc<Recent<A>>,
+    check: Check,
     _aggregate: PhantomData<fn() -> A>,
+}
+
+/// When a kept state is checked against the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// On every load (reads): the events after it are read.
+    OnLoad,
+    /// When the command's outcome is written (commands only; see the module docs).
+    OnCommit,
 }
 
 impl<A> SnapshotEventStore<A> {
     /// A store keeping recent states in `recent` (which stores of the same
-    /// aggregate type may share).
-    pub fn new(pool: PgPool, every: usize, recent: Arc<Recent<A>>) -> Self {
+    /// aggregate type may share), checking them as `check` says.
+    pub fn new(pool: PgPool, every: usize, recent: Arc<Recent<A>>, check: Check) -> Self {
         Self {
             repo: PostgresEventRepository::new(pool.clone()),
             pool,
             every: every.max(1),
             recent,
+            check,
             _aggregate: PhantomData,
         }
+    }
+}
+
+impl<A: Clone> SnapshotEventStore<A> {
+    /// Drops the kept state of `id`: the next load reads the database.
+    pub fn forget(&self, id: &str) {
+        self.recent.forget(id);
+    }
+}
+
+/// A loaded aggregate, and whether it is known to be the latest (read from the
+/// database) or a kept state the commit must check.
+pub struct Loaded<A> {
+    pub aggregate_id: String,
+    pub aggregate: A,
+    sequence: usize,
+    snapshot: usize,
+    checked: bool,
+}
+
+impl<A: Aggregate> AggregateContext<A> for Loaded<A> {
+    fn aggregate(&mut self) -> &mut A {
+        &mut self.aggregate
     }
 }
 
@@ -72,6 +114,12 @@ impl<A: Clone> Recent<A> {
         let kept = self.kept.lock().ok()?;
         kept.get(id)
             .map(|k| (k.sequence, k.snapshot, k.aggregate.clone()))
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.remove(id);
+        }
     }
 
     fn keep(&self, id: &str, sequence: usize, snapshot: usize, aggregate: &A) {
@@ -116,6 +164,20 @@ fn deserialize<A: Aggregate>(
 }
 
 impl<A: Aggregate + Clone> SnapshotEventStore<A> {
+    /// Whether events were written after `loaded`'s state (by another process).
+    async fn newer_than(&self, loaded: &Loaded<A>) -> Result<bool, AggregateError<A::Error>> {
+        let newer: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3)",
+        )
+        .bind(A::TYPE)
+        .bind(&loaded.aggregate_id)
+        .bind(loaded.sequence as i64)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unexpected)?;
+        Ok(newer)
+    }
+
     async fn read_snapshot(
         &self,
         id: &str,
@@ -161,7 +223,7 @@ impl<A: Aggregate + Clone> SnapshotEventStore<A> {
 }
 
 impl<A: Aggregate + Clone> EventStore<A> for SnapshotEventStore<A> {
-    type AC = EventStoreAggregateContext<A>;
+    type AC = Loaded<A>;
 
     async fn load_events(
         &self,
@@ -175,6 +237,15 @@ impl<A: Aggregate + Clone> EventStore<A> for SnapshotEventStore<A> {
         let kept = self.recent.get(id);
         let was_kept = kept.is_some();
         let (sequence, snapshot, aggregate) = match kept {
+            Some((sequence, snapshot, aggregate)) if self.check == Check::OnCommit => {
+                return Ok(Loaded {
+                    aggregate_id: id.to_string(),
+                    aggregate,
+                    sequence,
+                    snapshot,
+                    checked: false,
+                });
+            }
             Some(kept) => kept,
             None => {
                 let (sequence, aggregate) =
@@ -182,39 +253,44 @@ impl<A: Aggregate + Clone> EventStore<A> for SnapshotEventStore<A> {
                 (sequence, sequence, aggregate)
             }
         };
-        let mut context = EventStoreAggregateContext {
+        let mut loaded = Loaded {
             aggregate_id: id.to_string(),
             aggregate,
-            current_sequence: sequence,
-            current_snapshot: Some(snapshot),
+            sequence,
+            snapshot,
+            checked: true,
         };
         for envelope in deserialize::<A>(self.repo.get_last_events::<A>(id, sequence).await?)? {
-            context.current_sequence = envelope.sequence;
-            context.aggregate.apply(envelope.payload);
+            loaded.sequence = envelope.sequence;
+            loaded.aggregate.apply(envelope.payload);
         }
-        if !was_kept || context.current_sequence != sequence {
+        if !was_kept || loaded.sequence != sequence {
             self.recent
-                .keep(id, context.current_sequence, snapshot, &context.aggregate);
+                .keep(id, loaded.sequence, snapshot, &loaded.aggregate);
         }
-        Ok(context)
+        Ok(loaded)
     }
 
     async fn commit(
         &self,
         events: Vec<A::Event>,
-        context: Self::AC,
+        loaded: Self::AC,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         if events.is_empty() {
+            if !loaded.checked && self.newer_than(&loaded).await? {
+                self.recent.forget(&loaded.aggregate_id);
+                return Err(AggregateError::AggregateConflict);
+            }
             return Ok(Vec::new());
         }
-        let mut sequence = context.current_sequence;
+        let mut sequence = loaded.sequence;
         let envelopes: Vec<EventEnvelope<A>> = events
             .into_iter()
             .map(|payload| {
                 sequence += 1;
                 EventEnvelope {
-                    aggregate_id: context.aggregate_id.clone(),
+                    aggregate_id: loaded.aggregate_id.clone(),
                     sequence,
                     payload,
                     metadata: metadata.clone(),
@@ -225,22 +301,26 @@ impl<A: Aggregate + Clone> EventStore<A> for SnapshotEventStore<A> {
             .iter()
             .map(SerializedEvent::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        self.repo.persist::<A>(&serialized, None).await?;
+        if let Err(e) = self.repo.persist::<A>(&serialized, None).await {
+            // Whatever failed, the kept state may be behind: the retry reads afresh.
+            self.recent.forget(&loaded.aggregate_id);
+            return Err(e.into());
+        }
         crate::events::committed();
         metrics::counter!("sidekick_events_appended_total", "aggregate" => A::TYPE)
             .increment(envelopes.len() as u64);
-        let mut snapshot_at = context.current_snapshot.unwrap_or(0);
+        let mut snapshot_at = loaded.snapshot;
         // `handle` already applied these events to the aggregate through EventSink.
         if sequence - snapshot_at >= self.every {
-            self.write_snapshot(&context.aggregate_id, sequence, &context.aggregate)
+            self.write_snapshot(&loaded.aggregate_id, sequence, &loaded.aggregate)
                 .await;
             snapshot_at = sequence;
         }
         self.recent.keep(
-            &context.aggregate_id,
+            &loaded.aggregate_id,
             sequence,
             snapshot_at,
-            &context.aggregate,
+            &loaded.aggregate,
         );
         Ok(envelopes)
     }

@@ -58,7 +58,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use error::{Result, StoreError};
-use event_store::{Recent, SnapshotEventStore};
+use event_store::{Check, Recent, SnapshotEventStore};
 pub use events::Cursor;
 
 /// How often an aggregate is snapshotted: a load reads at most this many events.
@@ -142,32 +142,68 @@ impl Store {
             inner: Arc::new(Inner {
                 keys: keys::KeyRing::new(master),
                 accounts: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, accounts.clone()),
+                    SnapshotEventStore::new(
+                        pool.clone(),
+                        SNAPSHOT_EVERY,
+                        accounts.clone(),
+                        Check::OnCommit,
+                    ),
                     vec![],
                     (),
                 ),
                 conversations: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, conversations.clone()),
+                    SnapshotEventStore::new(
+                        pool.clone(),
+                        SNAPSHOT_EVERY,
+                        conversations.clone(),
+                        Check::OnCommit,
+                    ),
                     vec![],
                     (),
                 ),
                 planners: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, planners.clone()),
+                    SnapshotEventStore::new(
+                        pool.clone(),
+                        SNAPSHOT_EVERY,
+                        planners.clone(),
+                        Check::OnCommit,
+                    ),
                     vec![],
                     (),
                 ),
                 memories: CqrsFramework::new(
-                    SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, memories.clone()),
+                    SnapshotEventStore::new(
+                        pool.clone(),
+                        SNAPSHOT_EVERY,
+                        memories.clone(),
+                        Check::OnCommit,
+                    ),
                     vec![],
                     (),
                 ),
-                planner_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, planners),
-                memory_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, memories),
-                account_loader: SnapshotEventStore::new(pool.clone(), SNAPSHOT_EVERY, accounts),
+                planner_loader: SnapshotEventStore::new(
+                    pool.clone(),
+                    SNAPSHOT_EVERY,
+                    planners,
+                    Check::OnLoad,
+                ),
+                memory_loader: SnapshotEventStore::new(
+                    pool.clone(),
+                    SNAPSHOT_EVERY,
+                    memories,
+                    Check::OnLoad,
+                ),
+                account_loader: SnapshotEventStore::new(
+                    pool.clone(),
+                    SNAPSHOT_EVERY,
+                    accounts,
+                    Check::OnLoad,
+                ),
                 conversation_loader: SnapshotEventStore::new(
                     pool.clone(),
                     SNAPSHOT_EVERY,
                     conversations,
+                    Check::OnLoad,
                 ),
                 pool,
             }),
@@ -192,7 +228,14 @@ impl Store {
         command: AccountCommand,
         meta: CommandMeta,
     ) -> Result<()> {
-        execute_with_retry(&self.inner.accounts, user, command, meta).await
+        execute_with_retry(
+            &self.inner.accounts,
+            &self.inner.account_loader,
+            user,
+            command,
+            meta,
+        )
+        .await
     }
 
     pub async fn execute_conversation(
@@ -201,7 +244,14 @@ impl Store {
         command: ConversationCommand,
         meta: CommandMeta,
     ) -> Result<()> {
-        execute_with_retry(&self.inner.conversations, user, command, meta).await
+        execute_with_retry(
+            &self.inner.conversations,
+            &self.inner.conversation_loader,
+            user,
+            command,
+            meta,
+        )
+        .await
     }
 
     pub async fn execute_planner(
@@ -210,7 +260,14 @@ impl Store {
         command: PlannerCommand,
         meta: CommandMeta,
     ) -> Result<()> {
-        execute_with_retry(&self.inner.planners, user, command, meta).await
+        execute_with_retry(
+            &self.inner.planners,
+            &self.inner.planner_loader,
+            user,
+            command,
+            meta,
+        )
+        .await
     }
 
     pub async fn execute_memory(
@@ -219,7 +276,14 @@ impl Store {
         command: MemoryCommand,
         meta: CommandMeta,
     ) -> Result<()> {
-        execute_with_retry(&self.inner.memories, user, command, meta).await
+        execute_with_retry(
+            &self.inner.memories,
+            &self.inner.memory_loader,
+            user,
+            command,
+            meta,
+        )
+        .await
     }
 
     pub async fn planner(&self, user: UserId) -> Result<Planner> {
@@ -303,8 +367,13 @@ async fn load<A: Aggregate + Clone>(store: &SnapshotEventStore<A>, user: UserId)
 
 /// Executes a command, retrying optimistic-lock conflicts with jittered backoff: the
 /// webhook, the assistant and the notifier all write to a user's Conversation.
+///
+/// Commands decide on the state this process kept when it has one (see
+/// [`event_store`]): a command the aggregate rejects is tried once more on the state
+/// read afresh, so a rejection never rests on a state another process moved on.
 async fn execute_with_retry<A>(
     cqrs: &CqrsFramework<A, SnapshotEventStore<A>>,
+    loader: &SnapshotEventStore<A>,
     user: UserId,
     command: A::Command,
     meta: CommandMeta,
@@ -315,12 +384,17 @@ where
 {
     let id = user.to_string();
     let metadata = meta.to_map(user);
+    let mut rejected_once = false;
     for attempt in 1..=MAX_CONFLICT_RETRIES {
         match cqrs
             .execute_with_metadata(&id, command.clone(), metadata.clone())
             .await
         {
             Ok(()) => return Ok(()),
+            Err(AggregateError::UserError(_)) if !rejected_once => {
+                rejected_once = true;
+                loader.forget(&id);
+            }
             Err(AggregateError::AggregateConflict) => {
                 metrics::counter!("sidekick_command_conflicts_total", "aggregate" => A::TYPE)
                     .increment(1);

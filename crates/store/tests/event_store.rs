@@ -143,6 +143,118 @@ async fn a_kept_state_never_hides_another_processs_writes() {
     db.cleanup().await;
 }
 
+/// Commands decide on the state this process kept, without reading the events
+/// after it; whatever another process wrote meanwhile must still count: a command
+/// that appends is renumbered, one the stale state rejects is tried again on the
+/// latest state, and one the stale state thinks has nothing to do is checked.
+#[tokio::test]
+async fn commands_on_a_kept_state_see_what_another_process_wrote() {
+    let db = TestDb::new().await;
+    let here = Store::new(db.pool.clone(), MasterKey::generate());
+    let there = Store::new(db.pool.clone(), here.master_key().clone());
+    let alice = user(&here, "+15551230019").await;
+    let key = here.data_key(alice).await.unwrap();
+    for i in 0..3 {
+        here.execute_conversation(
+            alice,
+            receive(&here, &key, &format!("hi {i}"), None),
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    }
+
+    // Appends: `here` kept the state after message 3 and never read since.
+    there
+        .execute_conversation(
+            alice,
+            receive(&there, &key, "elsewhere", None),
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    here.execute_conversation(
+        alice,
+        receive(&here, &key, "and here", None),
+        CommandMeta::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(there.conversation(alice).await.unwrap().received, 5);
+
+    // Rejected on the kept state (no such reply there), accepted on the latest.
+    let reply = Uuid::now_v7();
+    there
+        .execute_conversation(
+            alice,
+            ConversationCommand::QueueReply {
+                reply_id: reply,
+                answers_through: Some(5),
+                channel: Channel::Sms,
+                body: key.seal("ok"),
+                segments: 1,
+                kind: sidekick_domain::OutboundKind::Reply,
+                queued_at: chrono::Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    here.execute_conversation(
+        alice,
+        ConversationCommand::BeginSending {
+            reply_id: reply,
+            at: chrono::Utc::now(),
+        },
+        CommandMeta::new(),
+    )
+    .await
+    .expect("the claim was judged on a state that missed the queued reply");
+
+    // Nothing to do on the kept state (the reply is unknown there), something on the
+    // latest: a second reply queued elsewhere, then recorded as sent here.
+    let second = Uuid::now_v7();
+    there
+        .execute_conversation(
+            alice,
+            ConversationCommand::QueueReply {
+                reply_id: second,
+                answers_through: None,
+                channel: Channel::Sms,
+                body: key.seal("and another"),
+                segments: 1,
+                kind: sidekick_domain::OutboundKind::Reply,
+                queued_at: chrono::Utc::now(),
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    // `here` kept its state after the claim: `second` is not in it.
+    here.execute_conversation(
+        alice,
+        ConversationCommand::RecordReplySent {
+            reply_id: second,
+            provider_sid: Some("SM0001".into()),
+            via: sidekick_domain::SendVia::Twilio,
+            at: chrono::Utc::now(),
+        },
+        CommandMeta::new(),
+    )
+    .await
+    .unwrap();
+    let latest = there.conversation(alice).await.unwrap();
+    assert!(
+        !latest.pending.contains_key(&second),
+        "the sent reply is still pending: the command did nothing on a stale state"
+    );
+    assert!(
+        latest.pending.contains_key(&reply),
+        "the claimed reply is being sent"
+    );
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn bodies_are_sealed_in_the_event_table() {
     let db = TestDb::new().await;
