@@ -70,6 +70,11 @@ impl<A: Clone> SnapshotEventStore<A> {
     pub fn forget(&self, id: &str) {
         self.recent.forget(id);
     }
+
+    /// The state of `id` this process kept, if any: possibly behind the database.
+    pub fn kept(&self, id: &str) -> Option<A> {
+        self.recent.get(id).map(|(_, _, aggregate)| aggregate)
+    }
 }
 
 /// A loaded aggregate, and whether it is known to be the latest (read from the

@@ -298,6 +298,22 @@ impl Store {
         load(&self.inner.account_loader, user).await
     }
 
+    /// Whether `user` finished registering. A registration is never undone (a
+    /// deleted account's number leaves the registry, so nothing routes to it), so a
+    /// state this process kept that says so is taken as it is, without a query.
+    pub async fn is_registered(&self, user: UserId) -> Result<bool> {
+        let id = user.to_string();
+        if self
+            .inner
+            .account_loader
+            .kept(&id)
+            .is_some_and(|account| account.is_registered())
+        {
+            return Ok(true);
+        }
+        Ok(self.account(user).await?.is_registered())
+    }
+
     pub async fn conversation(&self, user: UserId) -> Result<Conversation> {
         load(&self.inner.conversation_loader, user).await
     }

@@ -36,6 +36,26 @@ pub async fn user_by_phone(pool: &PgPool, phone: &PhoneNumber) -> Result<Option<
     Ok(id.map(UserId))
 }
 
+/// The user a number belongs to, and whether an inbound message with this Twilio
+/// MessageSid is already recorded (a webhook retry), in one query.
+pub async fn sender(
+    pool: &PgPool,
+    phone: &PhoneNumber,
+    sid: &str,
+) -> Result<Option<(UserId, bool)>> {
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
+        "SELECT user_id, EXISTS (SELECT 1 FROM events
+                                  WHERE event_type = 'MessageReceived'
+                                    AND (payload -> 'MessageReceived' ->> 'provider_sid') = $2)
+           FROM phone_registry WHERE phone = $1",
+    )
+    .bind(phone.as_str())
+    .bind(sid)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, recorded)| (UserId(id), recorded)))
+}
+
 pub async fn phone_of(pool: &PgPool, user: UserId) -> Result<Option<PhoneNumber>> {
     let phone: Option<String> =
         sqlx::query_scalar("SELECT phone FROM phone_registry WHERE user_id = $1")

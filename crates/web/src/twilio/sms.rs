@@ -90,9 +90,10 @@ async fn route_inbound(
         correlation_id,
         causation_id: None,
     };
-    let user = match state.store.user_by_phone(&message.from).await? {
-        Some(user) => {
-            if registry::inbound_recorded(state.store.pool(), message.sid.as_str()).await? {
+    let sender = registry::sender(state.store.pool(), &message.from, message.sid.as_str()).await?;
+    let user = match sender {
+        Some((user, recorded)) => {
+            if recorded {
                 tracing::info!(%user, "duplicate delivery of a recorded message; acknowledged");
                 return Ok(Twiml::empty());
             }
@@ -128,7 +129,7 @@ async fn ensure_registered(
     phone: &PhoneNumber,
     meta: CommandMeta,
 ) -> Result<(), WebhookError> {
-    if state.store.account(user).await?.is_registered() {
+    if state.store.is_registered(user).await? {
         return Ok(());
     }
     // Under invitation only an operator can have reserved the number.
