@@ -65,17 +65,17 @@ impl ProjectorWorker {
 impl Handler for ProjectorWorker {
     /// Idempotency key: (projection, aggregate, sequence) via the checkpoint; a repeat
     /// is acknowledged without touching the read model.
+    /// Every projection in one transaction (a batch of one): one commit per event
+    /// rather than one per projection.
     async fn handle(&self, d: &Delivery) -> Outcome {
         let e = &d.envelope;
-        let mut applied = Vec::new();
-        for p in &self.projections {
-            match crate::project(&self.pool, p.as_ref(), e).await {
-                Ok(a) => applied.push((p.name(), a)),
-                Err(err) => return Outcome::Retry(format!("{}: {err}", p.name())),
+        match crate::project_batch(&self.pool, &self.projections, &[e]).await {
+            Ok(mut results) => {
+                self.applied(e, results.pop().unwrap_or_default()).await;
+                Outcome::Ack
             }
+            Err(err) => Outcome::Retry(err.to_string()),
         }
-        self.applied(e, applied).await;
-        Outcome::Ack
     }
 
     fn max_batch(&self) -> usize {
