@@ -204,7 +204,7 @@ async fn a_republished_event_is_stored_once() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let batch: Vec<EventEnvelope> = loop {
         let events = sidekick_store::events::committed_after(
-            &mut *db.pool.acquire().await.unwrap(),
+            &mut db.pool.acquire().await.unwrap(),
             Default::default(),
             10,
         )
