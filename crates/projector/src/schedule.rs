@@ -32,6 +32,8 @@
 //! until then. Someone texting back and forth replaces the row before the
 //! scheduler ever claims it, instead of costing it a claim and a deferral per text.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use sidekick_domain::planner::{Planner, PlannerEvent};
@@ -119,7 +121,7 @@ impl NewItem {
     }
 }
 
-/// A schedule row, its values bound as `insert` binds them.
+/// A schedule row; [`write_item`] binds its values.
 const INSERT_ITEM: &str =
     "INSERT INTO schedule_items (id, user_id, kind, ref_id, occurrence_at, due_at,
                                      expires_at, explicit, slot, repeating)
@@ -127,7 +129,12 @@ const INSERT_ITEM: &str =
          ON CONFLICT DO NOTHING";
 
 async fn insert(tx: &mut UserTx, user: UserId, item: NewItem) -> Result<()> {
-    sqlx::query(INSERT_ITEM)
+    write_item(tx, INSERT_ITEM, user, item).await
+}
+
+/// Runs `sql`, which ends in [`INSERT_ITEM`], with `item`'s values bound.
+async fn write_item(tx: &mut UserTx, sql: &str, user: UserId, item: NewItem) -> Result<()> {
+    sqlx::query(sql)
         .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
         .bind(user.as_uuid())
         .bind(item.kind.as_str())
@@ -426,24 +433,14 @@ async fn follow_activity(
         first_look: Some(anchor + NUDGE_FIRST_LOOK),
         ..NewItem::new(ItemKind::Nudge, user.as_uuid(), anchor)
     };
-    sqlx::query(&format!(
-        "WITH replaced AS (
-             DELETE FROM schedule_items
-              WHERE user_id = $2 AND kind = 'nudge' AND status = 'pending' AND occurrence_at < $5
-         )
-         {INSERT_ITEM}"
-    ))
-    .bind(item_id(user, item.kind, item.ref_id, item.occurrence))
-    .bind(user.as_uuid())
-    .bind(item.kind.as_str())
-    .bind(item.ref_id)
-    .bind(item.occurrence)
-    .bind(item.expires)
-    .bind(item.explicit)
-    .bind(if item.snooze { "snooze" } else { "regular" })
-    .bind(item.repeating)
-    .bind(item.first_look.unwrap_or(item.occurrence))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    static REPLACE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH replaced AS (
+                 DELETE FROM schedule_items
+                  WHERE user_id = $2 AND kind = 'nudge' AND status = 'pending' AND occurrence_at < $5
+             )
+             {INSERT_ITEM}"
+        )
+    });
+    write_item(tx, &REPLACE, user, item).await
 }

@@ -95,14 +95,21 @@ async fn snapshots_keep_loads_short_and_correct() {
     db.cleanup().await;
 }
 
-/// Each process keeps recent aggregate states in memory; what another process wrote
-/// meanwhile must still be seen, by reads and by commands.
-#[tokio::test]
-async fn a_kept_state_never_hides_another_processs_writes() {
+/// Two processes' stores on one database, and a user to whom `here` delivered three
+/// messages (so `here` keeps the Conversation's state after them).
+struct TwoProcesses {
+    db: TestDb,
+    here: Store,
+    there: Store,
+    alice: UserId,
+    key: sidekick_domain::DataKey,
+}
+
+async fn two_processes(phone: &str) -> TwoProcesses {
     let db = TestDb::new().await;
     let here = Store::new(db.pool.clone(), MasterKey::generate());
     let there = Store::new(db.pool.clone(), here.master_key().clone());
-    let alice = user(&here, "+15551230009").await;
+    let alice = user(&here, phone).await;
     let key = here.data_key(alice).await.unwrap();
     for i in 0..3 {
         here.execute_conversation(
@@ -113,6 +120,26 @@ async fn a_kept_state_never_hides_another_processs_writes() {
         .await
         .unwrap();
     }
+    TwoProcesses {
+        db,
+        here,
+        there,
+        alice,
+        key,
+    }
+}
+
+/// Each process keeps recent aggregate states in memory; what another process wrote
+/// meanwhile must still be seen, by reads and by commands.
+#[tokio::test]
+async fn a_kept_state_never_hides_another_processs_writes() {
+    let TwoProcesses {
+        db,
+        here,
+        there,
+        alice,
+        key,
+    } = two_processes("+15551230009").await;
     assert_eq!(here.conversation(alice).await.unwrap().received, 3);
 
     there
@@ -149,20 +176,13 @@ async fn a_kept_state_never_hides_another_processs_writes() {
 /// latest state, and one the stale state thinks has nothing to do is checked.
 #[tokio::test]
 async fn commands_on_a_kept_state_see_what_another_process_wrote() {
-    let db = TestDb::new().await;
-    let here = Store::new(db.pool.clone(), MasterKey::generate());
-    let there = Store::new(db.pool.clone(), here.master_key().clone());
-    let alice = user(&here, "+15551230019").await;
-    let key = here.data_key(alice).await.unwrap();
-    for i in 0..3 {
-        here.execute_conversation(
-            alice,
-            receive(&here, &key, &format!("hi {i}"), None),
-            CommandMeta::new(),
-        )
-        .await
-        .unwrap();
-    }
+    let TwoProcesses {
+        db,
+        here,
+        there,
+        alice,
+        key,
+    } = two_processes("+15551230019").await;
 
     // Appends: `here` kept the state after message 3 and never read since.
     there
