@@ -95,6 +95,24 @@ async fn snapshots_keep_loads_short_and_correct() {
     db.cleanup().await;
 }
 
+/// A text reply queued for sending.
+fn queue_reply(
+    key: &sidekick_domain::DataKey,
+    reply_id: Uuid,
+    answers_through: Option<u64>,
+    text: &str,
+) -> ConversationCommand {
+    ConversationCommand::QueueReply {
+        reply_id,
+        answers_through,
+        channel: Channel::Sms,
+        body: key.seal(text),
+        segments: 1,
+        kind: sidekick_domain::OutboundKind::Reply,
+        queued_at: chrono::Utc::now(),
+    }
+}
+
 /// Two processes' stores on one database, and a user to whom `here` delivered three
 /// messages (so `here` keeps the Conversation's state after them).
 struct TwoProcesses {
@@ -207,15 +225,7 @@ async fn commands_on_a_kept_state_see_what_another_process_wrote() {
     there
         .execute_conversation(
             alice,
-            ConversationCommand::QueueReply {
-                reply_id: reply,
-                answers_through: Some(5),
-                channel: Channel::Sms,
-                body: key.seal("ok"),
-                segments: 1,
-                kind: sidekick_domain::OutboundKind::Reply,
-                queued_at: chrono::Utc::now(),
-            },
+            queue_reply(&key, reply, Some(5), "ok"),
             CommandMeta::new(),
         )
         .await
@@ -237,15 +247,7 @@ async fn commands_on_a_kept_state_see_what_another_process_wrote() {
     there
         .execute_conversation(
             alice,
-            ConversationCommand::QueueReply {
-                reply_id: second,
-                answers_through: None,
-                channel: Channel::Sms,
-                body: key.seal("and another"),
-                segments: 1,
-                kind: sidekick_domain::OutboundKind::Reply,
-                queued_at: chrono::Utc::now(),
-            },
+            queue_reply(&key, second, None, "and another"),
             CommandMeta::new(),
         )
         .await
