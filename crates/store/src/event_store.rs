@@ -2,8 +2,8 @@
 //!
 //! cqrs-es 0.5's snapshot and aggregate stores apply every event twice (`EventSink`
 //! applies during `handle`, then the store applies again), so their snapshots are
-//! wrong. This store writes events through `PostgresEventRepository` and keeps a
-//! snapshot of the aggregate *as `handle` left it* (events already applied once) in
+//! wrong. This store reads events through `PostgresEventRepository`, appends them
+//! in one statement of its own (see [`append`]), and keeps a snapshot of the aggregate *as `handle` left it* (events already applied once) in
 //! `aggregate_snapshots`. Loading reads the snapshot and at most `every` events after
 //! it, so a command costs the same for a user with fifty thousand events as for a new
 //! one. A snapshot is only ever written after its events committed, and never moves
@@ -168,6 +168,50 @@ fn deserialize<A: Aggregate>(
         .collect()
 }
 
+/// Appends a command's events in one statement, which is its own transaction: one
+/// round trip where postgres-es's `persist` takes two more (`BEGIN`, an `INSERT` per
+/// event, `COMMIT`), and the transaction holds its id for one statement only (the
+/// relay waits for every older running transaction). Rows take their `position` in
+/// sequence order. `(aggregate_type, aggregate_id, sequence)` is unique, so a state
+/// that missed another writer's events fails here as a conflict, as it would in
+/// postgres-es (which reads every unique violation so, the inbound MessageSid's
+/// included).
+async fn append<E: std::error::Error>(
+    pool: &PgPool,
+    events: &[SerializedEvent],
+) -> Result<(), AggregateError<E>> {
+    let column = |f: fn(&SerializedEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+    let result = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::json, metadata::json
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                WITH ORDINALITY AS e(aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, n)
+          ORDER BY n",
+    )
+    .bind(column(|e| e.aggregate_type.clone()))
+    .bind(column(|e| e.aggregate_id.clone()))
+    .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
+    .bind(column(|e| e.event_type.clone()))
+    .bind(column(|e| e.event_version.clone()))
+    .bind(column(|e| e.payload.to_string()))
+    .bind(column(|e| e.metadata.to_string()))
+    .execute(pool)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(AggregateError::AggregateConflict)
+        }
+        Err(
+            e @ (sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed),
+        ) => Err(AggregateError::DatabaseConnectionError(Box::new(e))),
+        Err(e) => Err(unexpected(e)),
+    }
+}
+
 impl<A: Aggregate + Clone> SnapshotEventStore<A> {
     /// Whether events were written after `loaded`'s state (by another process).
     async fn newer_than(&self, loaded: &Loaded<A>) -> Result<bool, AggregateError<A::Error>> {
@@ -306,10 +350,10 @@ impl<A: Aggregate + Clone> EventStore<A> for SnapshotEventStore<A> {
             .iter()
             .map(SerializedEvent::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        if let Err(e) = self.repo.persist::<A>(&serialized, None).await {
+        if let Err(e) = append(&self.pool, &serialized).await {
             // Whatever failed, the kept state may be behind: the retry reads afresh.
             self.recent.forget(&loaded.aggregate_id);
-            return Err(e.into());
+            return Err(e);
         }
         crate::events::committed();
         metrics::counter!("sidekick_events_appended_total", "aggregate" => A::TYPE)

@@ -67,6 +67,8 @@ pub const SNAPSHOT_EVERY: usize = 25;
 /// enough for every active user of a deployment of a few thousand.
 const KEPT_STATES: usize = 4096;
 const MAX_CONFLICT_RETRIES: u32 = 12;
+/// Shards of [`CommandTurns`]: far more than the commands in flight at once (tens).
+const COMMAND_TURNS: usize = 1024;
 
 /// Who caused a command and which conversation turn it belongs to; written as
 /// metadata on every event it produces.
@@ -122,6 +124,7 @@ struct Inner {
     conversation_loader: SnapshotEventStore<Conversation>,
     planner_loader: SnapshotEventStore<Planner>,
     memory_loader: SnapshotEventStore<Memory>,
+    turns: CommandTurns,
 }
 
 /// The command side: executes commands on the user's aggregates and holds their keys.
@@ -206,6 +209,7 @@ impl Store {
                     Check::OnLoad,
                 ),
                 pool,
+                turns: CommandTurns::new(COMMAND_TURNS),
             }),
         }
     }
@@ -229,6 +233,7 @@ impl Store {
         meta: CommandMeta,
     ) -> Result<()> {
         execute_with_retry(
+            &self.inner.turns,
             &self.inner.accounts,
             &self.inner.account_loader,
             user,
@@ -245,6 +250,7 @@ impl Store {
         meta: CommandMeta,
     ) -> Result<()> {
         execute_with_retry(
+            &self.inner.turns,
             &self.inner.conversations,
             &self.inner.conversation_loader,
             user,
@@ -261,6 +267,7 @@ impl Store {
         meta: CommandMeta,
     ) -> Result<()> {
         execute_with_retry(
+            &self.inner.turns,
             &self.inner.planners,
             &self.inner.planner_loader,
             user,
@@ -277,6 +284,7 @@ impl Store {
         meta: CommandMeta,
     ) -> Result<()> {
         execute_with_retry(
+            &self.inner.turns,
             &self.inner.memories,
             &self.inner.memory_loader,
             user,
@@ -373,6 +381,36 @@ impl Store {
     }
 }
 
+/// Commands on one aggregate take turns within this process: each decides on the
+/// state the one before it committed, instead of both deciding on the same state and
+/// one failing to append. Without this, a user's next text arriving while the
+/// notifier records the last reply's outcome made the webhook's append fail, read
+/// the state again and retry (under load, for 5–25 % of inbound messages). A lock per
+/// shard of aggregate ids, held for one attempt (load, decide, append): unrelated
+/// aggregates sharing a shard wait at most one command's round trips for each other.
+struct CommandTurns {
+    shards: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl CommandTurns {
+    fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn take(&self, aggregate_type: &str, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (aggregate_type, id).hash(&mut hasher);
+        self.shards[hasher.finish() as usize % self.shards.len()]
+            .lock()
+            .await
+    }
+}
+
 async fn load<A: Aggregate + Clone>(store: &SnapshotEventStore<A>, user: UserId) -> Result<A> {
     let mut ctx = store
         .load_aggregate(&user.to_string())
@@ -383,11 +421,14 @@ async fn load<A: Aggregate + Clone>(store: &SnapshotEventStore<A>, user: UserId)
 
 /// Executes a command, retrying optimistic-lock conflicts with jittered backoff: the
 /// webhook, the assistant and the notifier all write to a user's Conversation.
+/// Within this process, commands on one aggregate take turns ([`CommandTurns`]), so
+/// only another process's write can make one conflict.
 ///
 /// Commands decide on the state this process kept when it has one (see
 /// [`event_store`]): a command the aggregate rejects is tried once more on the state
 /// read afresh, so a rejection never rests on a state another process moved on.
 async fn execute_with_retry<A>(
+    turns: &CommandTurns,
     cqrs: &CqrsFramework<A, SnapshotEventStore<A>>,
     loader: &SnapshotEventStore<A>,
     user: UserId,
@@ -402,10 +443,12 @@ where
     let metadata = meta.to_map(user);
     let mut rejected_once = false;
     for attempt in 1..=MAX_CONFLICT_RETRIES {
-        match cqrs
+        let turn = turns.take(A::TYPE, &id).await;
+        let result = cqrs
             .execute_with_metadata(&id, command.clone(), metadata.clone())
-            .await
-        {
+            .await;
+        drop(turn);
+        match result {
             Ok(()) => return Ok(()),
             Err(AggregateError::UserError(_)) if !rejected_once => {
                 rejected_once = true;

@@ -299,6 +299,111 @@ async fn bodies_are_sealed_in_the_event_table() {
     db.cleanup().await;
 }
 
+/// Commands on one user's aggregate from one process take turns instead of racing
+/// to append: a burst of them all lands. (Racing, each round let one append and sent
+/// the rest to read again and retry, and most ran out of retries.)
+#[tokio::test]
+async fn a_burst_of_commands_for_one_user_all_land() {
+    let db = TestDb::new().await;
+    let store = Store::new(db.pool.clone(), MasterKey::generate());
+    let alice = user(&store, "+15551230006").await;
+    let key = store.data_key(alice).await.unwrap();
+    store.conversation(alice).await.unwrap(); // the state is kept from here on
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                store
+                    .execute_conversation(
+                        alice,
+                        receive(&store, &key, &format!("message {i}"), None),
+                        CommandMeta::new(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.conversation(alice).await.unwrap().received, 40);
+    db.cleanup().await;
+}
+
+/// A command's events are appended in one statement: they commit together, and
+/// their commit order (`txid`, `position`), which the relay publishes in, is their
+/// sequence order.
+#[tokio::test]
+async fn a_commands_events_commit_together_in_sequence_order() {
+    use sidekick_domain::planner::{NewStep, PlannerCommand, TaskId};
+    let db = TestDb::new().await;
+    let store = Store::new(db.pool.clone(), MasterKey::generate());
+    let alice = user(&store, "+15551230005").await;
+    let key = store.data_key(alice).await.unwrap();
+    let (parent, at) = (TaskId::generate(), chrono::Utc::now());
+    store
+        .execute_planner(
+            alice,
+            PlannerCommand::AddTask {
+                task_id: parent,
+                title: key.seal("do the taxes"),
+                parent: None,
+                goal: None,
+                position: None,
+                estimate_minutes: None,
+                due: None,
+                at,
+            },
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    let steps: Vec<NewStep> = (0..5)
+        .map(|i| NewStep {
+            task_id: TaskId::generate(),
+            title: key.seal(&format!("step {i}")),
+            estimate_minutes: Some(5),
+        })
+        .collect();
+    store
+        .execute_planner(
+            alice,
+            PlannerCommand::AddSteps { parent, steps, at },
+            CommandMeta::new(),
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT sequence, txid::text, position FROM events
+          WHERE aggregate_type = 'planner' AND aggregate_id = $1
+          ORDER BY events.txid, events.position",
+    )
+    .bind(alice.to_string())
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let sequences: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(sequences, (1..=6).collect::<Vec<i64>>());
+    let steps_txids: std::collections::HashSet<&str> =
+        rows[1..].iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(steps_txids.len(), 1, "the five steps committed apart");
+    assert_ne!(rows[0].1, rows[1].1);
+    // What the relay reads: the same order, and every step decodes.
+    let planner: Vec<_> = events::for_user(&db.pool, alice, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.aggregate_type == "planner")
+        .collect();
+    assert_eq!(
+        planner.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        sequences
+    );
+    assert!(planner.iter().all(|e| e.decode().is_ok()));
+    assert_eq!(store.planner(alice).await.unwrap().tasks().count(), 6);
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn one_message_sid_makes_one_event_even_when_raced() {
     let db = TestDb::new().await;
