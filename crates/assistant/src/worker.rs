@@ -323,18 +323,20 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
                 }
             }
         };
-        let onboarding = match shared.store.account(user).await {
-            Ok(a) => a.onboarding() != Onboarding::Complete,
-            Err(_) => true,
-        };
+        let account = shared.store.account(user).await.ok();
+        let onboarding = account
+            .as_ref()
+            .is_none_or(|a| a.onboarding() != Onboarding::Complete);
         let started = Instant::now();
         let mut batch = vec![first];
         let mut deadline = started + shared.settings.debounce;
         let cap = started + shared.settings.max_wait;
+        let mut waited = false;
         while !batch
             .last()
             .is_some_and(|m| looks_complete(&m.said.text, onboarding))
         {
+            waited = true;
             tokio::select! {
                 next = rx.recv() => match next {
                     Some(m) => {
@@ -349,13 +351,17 @@ async fn lane(shared: Arc<Shared>, user: UserId, mut rx: mpsc::UnboundedReceiver
         while let Ok(m) = rx.try_recv() {
             batch.push(m);
         }
-        shared.run_turn(user, batch).await;
+        // The account just read is as fresh as a new read when the turn starts at
+        // once; after waiting for fragments the turn reads it again.
+        shared
+            .run_turn(user, batch, account.filter(|_| !waited))
+            .await;
     }
 }
 
 impl Shared {
-    async fn run_turn(&self, user: UserId, batch: Vec<Inbound>) {
-        self.settle(user, &batch).await;
+    async fn run_turn(&self, user: UserId, batch: Vec<Inbound>, account: Option<Account>) {
+        self.settle(user, &batch, account).await;
         if let Ok(mut in_flight) = self.in_flight.lock() {
             for m in &batch {
                 in_flight.remove(&m.delivery.envelope.event_id);
@@ -364,10 +370,10 @@ impl Shared {
     }
 
     /// Runs the turn and acks its messages, or naks them for a retry.
-    async fn settle(&self, user: UserId, batch: &[Inbound]) {
+    async fn settle(&self, user: UserId, batch: &[Inbound], account: Option<Account>) {
         let started = std::time::Instant::now();
         let said: Vec<Said> = batch.iter().map(|m| m.said.clone()).collect();
-        match self.turn(user, &said).await {
+        match self.turn(user, &said, account).await {
             Ok(()) => {
                 for m in batch {
                     m.delivery.ack().await;
@@ -385,7 +391,13 @@ impl Shared {
     }
 
     #[tracing::instrument(skip_all, fields(%user, correlation_id), err)]
-    async fn turn(&self, user: UserId, batch: &[Said]) -> Result<(), StoreError> {
+    /// Answers `batch`. `account`, when given, was read just before (the lane's).
+    async fn turn(
+        &self,
+        user: UserId,
+        batch: &[Said],
+        account: Option<Account>,
+    ) -> Result<(), StoreError> {
         let conversation = self.store.conversation(user).await?;
         let fresh: Vec<&Said> = batch
             .iter()
@@ -397,7 +409,10 @@ impl Shared {
         let correlation = last.correlation_id.unwrap_or(last.message_id);
         tracing::Span::current().record("correlation_id", tracing::field::display(correlation));
         let meta = CommandMeta::caused_by(last.event_id, Some(correlation));
-        let account = self.store.account(user).await?;
+        let account = match account {
+            Some(account) => account,
+            None => self.store.account(user).await?,
+        };
         if !account.is_registered() {
             tracing::warn!("message for an unregistered account; ignored");
             return Ok(());
@@ -1075,7 +1090,7 @@ mod tests {
                     correlation_id: None,
                 });
             }
-            self.shared.turn(self.user, &said).await.unwrap();
+            self.shared.turn(self.user, &said, None).await.unwrap();
             said
         }
 
@@ -1123,7 +1138,7 @@ mod tests {
         assert_eq!(flag.message_number, said[0].number);
 
         // Redelivered: nothing new.
-        h.shared.turn(h.user, &said).await.unwrap();
+        h.shared.turn(h.user, &said, None).await.unwrap();
         assert_eq!(h.queued().await.len(), 1);
         assert_eq!(h.account().await.open_safety_flags.len(), 1);
         h.db.cleanup().await;

@@ -174,7 +174,7 @@ impl Harness {
             event_id: Uuid::now_v7(),
             correlation_id: None,
         }];
-        self.shared.turn(self.user, &said).await.unwrap();
+        self.shared.turn(self.user, &said, None).await.unwrap();
         said
     }
 
@@ -310,7 +310,7 @@ async fn a_natural_message_becomes_tasks_through_tool_calls() {
         .contains("smaller"));
     // Counts only, once per turn, even when the turn is redelivered.
     assert_eq!(h.model_used().await, vec![(1210 + 1420, 41 + 50 + 33)]);
-    h.shared.turn(h.user, &said).await.unwrap();
+    h.shared.turn(h.user, &said, None).await.unwrap();
     assert_eq!(h.model_used().await.len(), 1);
     // The model saw the user's profile and the local time.
     let first = h.fake.requests()[0].json().unwrap();
