@@ -390,8 +390,8 @@ impl Shared {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(%user, correlation_id), err)]
     /// Answers `batch`. `account`, when given, was read just before (the lane's).
+    #[tracing::instrument(skip_all, fields(%user, correlation_id), err)]
     async fn turn(
         &self,
         user: UserId,

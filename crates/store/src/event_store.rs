@@ -3,11 +3,12 @@
 //! cqrs-es 0.5's snapshot and aggregate stores apply every event twice (`EventSink`
 //! applies during `handle`, then the store applies again), so their snapshots are
 //! wrong. This store reads events through `PostgresEventRepository`, appends them
-//! in one statement of its own (see [`append`]), and keeps a snapshot of the aggregate *as `handle` left it* (events already applied once) in
-//! `aggregate_snapshots`. Loading reads the snapshot and at most `every` events after
-//! it, so a command costs the same for a user with fifty thousand events as for a new
-//! one. A snapshot is only ever written after its events committed, and never moves
-//! backwards; a failed snapshot write is harmless (the next load applies more events).
+//! in one statement of its own (`append`), and keeps a snapshot of the aggregate
+//! *as `handle` left it* (events already applied once) in `aggregate_snapshots`.
+//! Loading reads the snapshot and at most `every` events after it, so a command costs
+//! the same for a user with fifty thousand events as for a new one. A snapshot is
+//! only ever written after its events committed, and never moves backwards; a failed
+//! snapshot write is harmless (the next load applies more events).
 //!
 //! Each aggregate type also keeps the states it recently loaded or committed in
 //! memory ([`Recent`]): a load then reads only the events after the kept state (one
