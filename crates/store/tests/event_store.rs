@@ -28,6 +28,15 @@ async fn user(store: &Store, phone: &str) -> UserId {
     user
 }
 
+/// A fresh database, a store on it, and one registered user with their key.
+async fn one_user(phone: &str) -> (TestDb, Store, UserId, sidekick_domain::DataKey) {
+    let db = TestDb::new().await;
+    let store = Store::new(db.pool.clone(), MasterKey::generate());
+    let alice = user(&store, phone).await;
+    let key = store.data_key(alice).await.unwrap();
+    (db, store, alice, key)
+}
+
 fn receive(
     store: &Store,
     key: &sidekick_domain::DataKey,
@@ -46,10 +55,7 @@ fn receive(
 
 #[tokio::test]
 async fn snapshots_keep_loads_short_and_correct() {
-    let db = TestDb::new().await;
-    let store = Store::new(db.pool.clone(), MasterKey::generate());
-    let alice = user(&store, "+15551230001").await;
-    let key = store.data_key(alice).await.unwrap();
+    let (db, store, alice, key) = one_user("+15551230001").await;
     for i in 0..120 {
         store
             .execute_conversation(
@@ -279,10 +285,7 @@ async fn commands_on_a_kept_state_see_what_another_process_wrote() {
 
 #[tokio::test]
 async fn bodies_are_sealed_in_the_event_table() {
-    let db = TestDb::new().await;
-    let store = Store::new(db.pool.clone(), MasterKey::generate());
-    let alice = user(&store, "+15551230002").await;
-    let key = store.data_key(alice).await.unwrap();
+    let (db, store, alice, key) = one_user("+15551230002").await;
     store
         .execute_conversation(
             alice,
@@ -304,10 +307,7 @@ async fn bodies_are_sealed_in_the_event_table() {
 /// the rest to read again and retry, and most ran out of retries.)
 #[tokio::test]
 async fn a_burst_of_commands_for_one_user_all_land() {
-    let db = TestDb::new().await;
-    let store = Store::new(db.pool.clone(), MasterKey::generate());
-    let alice = user(&store, "+15551230006").await;
-    let key = store.data_key(alice).await.unwrap();
+    let (db, store, alice, key) = one_user("+15551230006").await;
     store.conversation(alice).await.unwrap(); // the state is kept from here on
     let tasks: Vec<_> = (0..40)
         .map(|i| {
@@ -336,10 +336,7 @@ async fn a_burst_of_commands_for_one_user_all_land() {
 #[tokio::test]
 async fn a_commands_events_commit_together_in_sequence_order() {
     use sidekick_domain::planner::{NewStep, PlannerCommand, TaskId};
-    let db = TestDb::new().await;
-    let store = Store::new(db.pool.clone(), MasterKey::generate());
-    let alice = user(&store, "+15551230005").await;
-    let key = store.data_key(alice).await.unwrap();
+    let (db, store, alice, key) = one_user("+15551230005").await;
     let (parent, at) = (TaskId::generate(), chrono::Utc::now());
     store
         .execute_planner(
@@ -406,10 +403,7 @@ async fn a_commands_events_commit_together_in_sequence_order() {
 
 #[tokio::test]
 async fn one_message_sid_makes_one_event_even_when_raced() {
-    let db = TestDb::new().await;
-    let store = Store::new(db.pool.clone(), MasterKey::generate());
-    let alice = user(&store, "+15551230003").await;
-    let key = store.data_key(alice).await.unwrap();
+    let (db, store, alice, key) = one_user("+15551230003").await;
     let sid = MessageSid::generate();
     let mut tasks = Vec::new();
     for _ in 0..6 {
