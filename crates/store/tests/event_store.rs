@@ -37,32 +37,31 @@ async fn one_user(phone: &str) -> (TestDb, Store, UserId, sidekick_domain::DataK
     (db, store, alice, key)
 }
 
-fn receive(
+/// `text` arriving from `user`, recorded as the webhook records it.
+async fn text_in(
     store: &Store,
+    user: UserId,
     key: &sidekick_domain::DataKey,
     text: &str,
     sid: Option<MessageSid>,
-) -> ConversationCommand {
-    let _ = store;
-    ConversationCommand::ReceiveMessage {
+) -> Result<(), StoreError> {
+    let command = ConversationCommand::ReceiveMessage {
         message_id: Uuid::now_v7(),
         channel: Channel::Sms,
         provider_sid: sid,
         body: key.seal(text),
         received_at: chrono::Utc::now(),
-    }
+    };
+    store
+        .execute_conversation(user, command, CommandMeta::new())
+        .await
 }
 
 #[tokio::test]
 async fn snapshots_keep_loads_short_and_correct() {
     let (db, store, alice, key) = one_user("+15551230001").await;
     for i in 0..120 {
-        store
-            .execute_conversation(
-                alice,
-                receive(&store, &key, &format!("message {i}"), None),
-                CommandMeta::new(),
-            )
+        text_in(&store, alice, &key, &format!("message {i}"), None)
             .await
             .unwrap();
     }
@@ -136,13 +135,9 @@ async fn two_processes(phone: &str) -> TwoProcesses {
     let alice = user(&here, phone).await;
     let key = here.data_key(alice).await.unwrap();
     for i in 0..3 {
-        here.execute_conversation(
-            alice,
-            receive(&here, &key, &format!("hi {i}"), None),
-            CommandMeta::new(),
-        )
-        .await
-        .unwrap();
+        text_in(&here, alice, &key, &format!("hi {i}"), None)
+            .await
+            .unwrap();
     }
     TwoProcesses {
         db,
@@ -166,12 +161,7 @@ async fn a_kept_state_never_hides_another_processs_writes() {
     } = two_processes("+15551230009").await;
     assert_eq!(here.conversation(alice).await.unwrap().received, 3);
 
-    there
-        .execute_conversation(
-            alice,
-            receive(&there, &key, "from elsewhere", None),
-            CommandMeta::new(),
-        )
+    text_in(&there, alice, &key, "from elsewhere", None)
         .await
         .unwrap();
     assert_eq!(
@@ -182,13 +172,7 @@ async fn a_kept_state_never_hides_another_processs_writes() {
 
     // A command decided on the kept state would number this message 4 and conflict
     // forever; it must land as the fifth.
-    here.execute_conversation(
-        alice,
-        receive(&here, &key, "and here", None),
-        CommandMeta::new(),
-    )
-    .await
-    .unwrap();
+    text_in(&here, alice, &key, "and here", None).await.unwrap();
     assert_eq!(there.conversation(alice).await.unwrap().received, 5);
     assert_eq!(here.conversation(alice).await.unwrap().received, 5);
     db.cleanup().await;
@@ -209,21 +193,10 @@ async fn commands_on_a_kept_state_see_what_another_process_wrote() {
     } = two_processes("+15551230019").await;
 
     // Appends: `here` kept the state after message 3 and never read since.
-    there
-        .execute_conversation(
-            alice,
-            receive(&there, &key, "elsewhere", None),
-            CommandMeta::new(),
-        )
+    text_in(&there, alice, &key, "elsewhere", None)
         .await
         .unwrap();
-    here.execute_conversation(
-        alice,
-        receive(&here, &key, "and here", None),
-        CommandMeta::new(),
-    )
-    .await
-    .unwrap();
+    text_in(&here, alice, &key, "and here", None).await.unwrap();
     assert_eq!(there.conversation(alice).await.unwrap().received, 5);
 
     // Rejected on the kept state (no such reply there), accepted on the latest.
@@ -286,12 +259,7 @@ async fn commands_on_a_kept_state_see_what_another_process_wrote() {
 #[tokio::test]
 async fn bodies_are_sealed_in_the_event_table() {
     let (db, store, alice, key) = one_user("+15551230002").await;
-    store
-        .execute_conversation(
-            alice,
-            receive(&store, &key, "my locker code is 4411", None),
-            CommandMeta::new(),
-        )
+    text_in(&store, alice, &key, "my locker code is 4411", None)
         .await
         .unwrap();
     let leaks: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text LIKE '%4411%' OR payload::text LIKE '%Sam%'")
@@ -313,13 +281,7 @@ async fn a_burst_of_commands_for_one_user_all_land() {
         .map(|i| {
             let (store, key) = (store.clone(), key.clone());
             tokio::spawn(async move {
-                store
-                    .execute_conversation(
-                        alice,
-                        receive(&store, &key, &format!("message {i}"), None),
-                        CommandMeta::new(),
-                    )
-                    .await
+                text_in(&store, alice, &key, &format!("message {i}"), None).await
             })
         })
         .collect();
@@ -409,13 +371,7 @@ async fn one_message_sid_makes_one_event_even_when_raced() {
     for _ in 0..6 {
         let (store, key, sid) = (store.clone(), key.clone(), sid.clone());
         tasks.push(tokio::spawn(async move {
-            store
-                .execute_conversation(
-                    alice,
-                    receive(&store, &key, "hi", Some(sid)),
-                    CommandMeta::new(),
-                )
-                .await
+            text_in(&store, alice, &key, "hi", Some(sid)).await
         }));
     }
     let mut ok = 0;
