@@ -56,6 +56,23 @@ pub trait Projection: Send + Sync + 'static {
         event: &EventEnvelope,
         decoded: &DomainEventKind,
     ) -> Result<Vec<UiChange>>;
+
+    /// Applies a run of one user's events, in commit order, all of them wanted
+    /// (`wants`) and none applied before. The read model must end as if each were
+    /// [`apply`](Projection::apply)'d in turn; a projection may fold the run into
+    /// fewer statements (a rebuild hands it a user's whole batch). The default
+    /// applies them one by one.
+    async fn apply_run(
+        &self,
+        tx: &mut UserTx,
+        run: &[(&EventEnvelope, &DomainEventKind)],
+    ) -> Result<Vec<UiChange>> {
+        let mut changes = Vec::new();
+        for (event, decoded) in run {
+            changes.extend(self.apply(tx, event, decoded).await?);
+        }
+        Ok(changes)
+    }
 }
 
 /// What projecting one event did.

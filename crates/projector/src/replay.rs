@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
-use sidekick_domain::{EventEnvelope, UserId};
+use sidekick_domain::{DomainEventKind, EventEnvelope, UserId};
 use sidekick_store::scoped::{act_as, UserTx};
 use sidekick_store::{events, Result, StoreError};
 use sqlx::PgPool;
@@ -80,6 +80,9 @@ pub async fn reset(pool: &PgPool, p: &dyn Projection, user: Option<UserId>) -> R
 /// independent), so each user costs one role switch and one checkpoint write per
 /// projection rather than one per event: the checkpoints were emptied by [`reset`], so
 /// there is nothing to read back, and each aggregate's last sequence is written once.
+/// Each projection gets the user's events as one run ([`Projection::apply_run`]),
+/// which it may fold into a few statements; projections own disjoint tables, so
+/// running one projection's run before the next's changes nothing.
 async fn apply_batch(
     pool: &PgPool,
     projections: &[&dyn Projection],
@@ -93,11 +96,19 @@ async fn apply_batch(
     let mut tx = pool.begin().await?;
     for user_events in batch.chunk_by(|a, b| a.user_id == b.user_id) {
         act_as(&mut tx, user_events[0].user_id).await?;
+        let decoded = user_events.iter().map(decode).collect::<Result<Vec<_>>>()?;
         let mut last: HashMap<(&'static str, &str, &str), i64> = HashMap::new();
-        for e in user_events {
-            let decoded = decode(e)?;
-            for p in projections.iter().filter(|p| p.wants(&e.aggregate_type)) {
-                p.apply(&mut tx, e, &decoded).await?;
+        for p in projections {
+            let run: Vec<(&EventEnvelope, &DomainEventKind)> = user_events
+                .iter()
+                .zip(&decoded)
+                .filter(|(e, _)| p.wants(&e.aggregate_type))
+                .collect();
+            if run.is_empty() {
+                continue;
+            }
+            p.apply_run(&mut tx, &run).await?;
+            for (e, _) in run {
                 last.insert((p.name(), &e.aggregate_type, &e.aggregate_id), e.sequence);
             }
         }
@@ -142,11 +153,13 @@ async fn save_checkpoints(
 /// Rebuilds `projections` (for one user, or everyone). `progress(done, total)` is
 /// called after each batch. Returns the number of events read.
 ///
-/// A full rebuild reads the event store once, in commit order, and deals the events
-/// out to [`LANES`] lanes by user, each applying its batches on its own connection:
-/// one user's events always go to the same lane, in order, and different users'
-/// read-model rows never overlap, so the lanes need no coordination. The lanes run
-/// concurrently on this task (their database round trips overlap), not in threads.
+/// A full rebuild reads the event store once, user after user (each user's events
+/// together, in commit order), and deals the events out to [`LANES`] lanes by user,
+/// each applying its batches on its own connection: one user's events always go to
+/// the same lane, in order, and different users' read-model rows never overlap, so
+/// the lanes need no coordination. A batch holds whole users (or a long history in
+/// pieces), so each projection gets long runs to fold. The lanes run concurrently on
+/// this task (their database round trips overlap), not in threads.
 pub async fn rebuild(
     pool: &PgPool,
     projections: &[&dyn Projection],
@@ -193,7 +206,7 @@ pub async fn rebuild(
             let deal = async move {
                 let mut pending: Vec<Vec<EventEnvelope>> = vec![Vec::new(); LANES];
                 let mut read = 0u64;
-                let mut stream = events::all(pool);
+                let mut stream = events::all_by_user(pool);
                 while let Some(e) = stream.next().await {
                     let e = e?;
                     let lane = lane_of(e.user_id);

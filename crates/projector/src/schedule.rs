@@ -76,16 +76,72 @@ impl Projection for ScheduleProjection {
         e: &EventEnvelope,
         decoded: &DomainEventKind,
     ) -> Result<Vec<UiChange>> {
-        let user = e.user_id;
-        match decoded {
-            DomainEventKind::Planner(p) => planner(tx, user, p).await?,
-            DomainEventKind::Conversation(c) => conversation(tx, user, c).await?,
-            DomainEventKind::Account(a) => account(tx, user, e, a).await?,
-            DomainEventKind::Memory(_) => {}
+        self.apply_run(tx, &[(e, decoded)]).await
+    }
+
+    /// Activity is the one thing most events are about (every text in), and only
+    /// its latest moment matters: a run's activity is recorded once, at its latest
+    /// moment, just before the next event that writes anything else (which may
+    /// depend on it) or at the end.
+    async fn apply_run(
+        &self,
+        tx: &mut UserTx,
+        run: &[(&EventEnvelope, &DomainEventKind)],
+    ) -> Result<Vec<UiChange>> {
+        let mut activity: Option<DateTime<Utc>> = None;
+        for (e, decoded) in run {
+            let user = e.user_id;
+            match step(decoded) {
+                Step::Activity(at) => activity = activity.max(Some(at)),
+                Step::Nothing => {}
+                Step::Write => {
+                    if let Some(at) = activity.take() {
+                        active(tx, user, at).await?;
+                    }
+                    match decoded {
+                        DomainEventKind::Planner(p) => planner(tx, user, p).await?,
+                        DomainEventKind::Conversation(c) => conversation(tx, user, c).await?,
+                        DomainEventKind::Account(_) => account(tx, user, e).await?,
+                        DomainEventKind::Memory(_) => {}
+                    }
+                }
+            }
+        }
+        if let (Some(at), Some((e, _))) = (activity, run.first()) {
+            active(tx, e.user_id, at).await?;
         }
         // The schedule is the scheduler's; the dashboard reads reminders and plans
         // from the planning read model.
         Ok(Vec::new())
+    }
+}
+
+/// What an event does to the schedule.
+enum Step {
+    /// The user did something at this moment (texted, completed a task, signed up).
+    Activity(DateTime<Utc>),
+    /// Nothing: the event is not about the schedule.
+    Nothing,
+    /// Something else, written by [`planner`], [`conversation`] or [`account`].
+    Write,
+}
+
+fn step(decoded: &DomainEventKind) -> Step {
+    use ConversationEvent as C;
+    match decoded {
+        DomainEventKind::Conversation(C::MessageReceived { received_at, .. }) => {
+            Step::Activity(*received_at)
+        }
+        DomainEventKind::Planner(PlannerEvent::TaskCompleted { at, .. }) => Step::Activity(*at),
+        DomainEventKind::Account(AccountEvent::AccountRegistered { registered_at, .. }) => {
+            Step::Activity(*registered_at)
+        }
+        DomainEventKind::Conversation(C::ReplyQueued {
+            kind: OutboundKind::Reminder | OutboundKind::Nudge,
+            ..
+        }) => Step::Write,
+        DomainEventKind::Conversation(_) | DomainEventKind::Memory(_) => Step::Nothing,
+        DomainEventKind::Planner(_) | DomainEventKind::Account(_) => Step::Write,
     }
 }
 
@@ -311,7 +367,6 @@ async fn planner(tx: &mut UserTx, user: UserId, event: &PlannerEvent) -> Result<
         E::FocusEnded { session_id, .. } => {
             cancel_pending(tx, user, session_id.0, None, "focus ended").await?;
         }
-        E::TaskCompleted { at, .. } => active(tx, user, *at).await?,
         E::TaskAdded { at, .. }
         | E::TaskDueSet { at, .. }
         | E::TaskReopened { at, .. }
@@ -333,9 +388,6 @@ async fn planner(tx: &mut UserTx, user: UserId, event: &PlannerEvent) -> Result<
 
 async fn conversation(tx: &mut UserTx, user: UserId, event: &ConversationEvent) -> Result<()> {
     match event {
-        ConversationEvent::MessageReceived { received_at, .. } => {
-            active(tx, user, *received_at).await?;
-        }
         ConversationEvent::ReplyQueued {
             reply_id,
             kind: kind @ (OutboundKind::Reminder | OutboundKind::Nudge),
@@ -362,15 +414,7 @@ async fn conversation(tx: &mut UserTx, user: UserId, event: &ConversationEvent) 
     Ok(())
 }
 
-async fn account(
-    tx: &mut UserTx,
-    user: UserId,
-    e: &EventEnvelope,
-    event: &AccountEvent,
-) -> Result<()> {
-    if let AccountEvent::AccountRegistered { registered_at, .. } = event {
-        active(tx, user, *registered_at).await?;
-    }
+async fn account(tx: &mut UserTx, user: UserId, e: &EventEnvelope) -> Result<()> {
     // "nudges off" / "nudges on". The Account has no such event yet; this reads the
     // shape it is expected to have (`NudgesSet { on }`) without naming the variant,
     // so the setting works the day the event exists.

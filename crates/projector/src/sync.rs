@@ -7,7 +7,10 @@
 //! across users (`sidekick flags list`); nothing in it is shown to the user, so a
 //! flag changes nothing on their dashboard and sends no live update.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sidekick_domain::{
     Account, AccountEvent, Aggregate, Conversation, ConversationEvent, DomainEventKind,
     EventEnvelope,
@@ -39,12 +42,256 @@ impl Projection for SyncProjection {
         e: &EventEnvelope,
         decoded: &DomainEventKind,
     ) -> Result<Vec<UiChange>> {
-        match decoded {
-            DomainEventKind::Account(a) => account(tx, e, a).await,
-            DomainEventKind::Conversation(c) => conversation(tx, e, c).await,
-            // `wants` admits only account and conversation events.
-            DomainEventKind::Planner(_) | DomainEventKind::Memory(_) => Ok(Vec::new()),
+        self.apply_run(tx, &[(e, decoded)]).await
+    }
+
+    /// Timeline rows created in the run are folded in memory with the run's later
+    /// events on them (status, provider id) and written by one statement; every other
+    /// event is applied as it comes. Both paths share the row rules below, so a
+    /// single event (the live projector) and a user's whole history (a rebuild)
+    /// leave the same rows.
+    async fn apply_run(
+        &self,
+        tx: &mut UserTx,
+        run: &[(&EventEnvelope, &DomainEventKind)],
+    ) -> Result<Vec<UiChange>> {
+        let mut changes = Vec::new();
+        let mut fold = Fold::default();
+        for (i, (e, decoded)) in run.iter().enumerate() {
+            match decoded {
+                DomainEventKind::Account(a) => {
+                    // Deleting the account empties the timeline: rows folded so far
+                    // must be written before it.
+                    fold.write(tx, e.user_id, run).await?;
+                    changes.extend(account(tx, e, a).await?);
+                }
+                DomainEventKind::Conversation(c) => {
+                    if !fold.absorb(i, e, c)? {
+                        conversation(tx, e, c).await?;
+                    }
+                    changes.extend(timeline_change(c));
+                }
+                // `wants` admits only account and conversation events.
+                DomainEventKind::Planner(_) | DomainEventKind::Memory(_) => {}
+            }
         }
+        if let Some((e, _)) = run.first() {
+            fold.write(tx, e.user_id, run).await?;
+        }
+        Ok(changes)
+    }
+}
+
+/// The timeline row a conversation event is about, if any.
+fn row_id(event: &ConversationEvent) -> Option<uuid::Uuid> {
+    use ConversationEvent as C;
+    match event {
+        C::MessageReceived { message_id, .. } => Some(*message_id),
+        C::ReplyQueued { reply_id, .. }
+        | C::ReplySendStarted { reply_id, .. }
+        | C::ReplySent { reply_id, .. }
+        | C::ReplyFailed { reply_id, .. }
+        | C::DeliveryStatusRecorded { reply_id, .. } => Some(*reply_id),
+        // A pending question is the assistant's state; the reply asking it is the
+        // message the timeline shows. Token counts are for the budget and metrics.
+        C::QuestionAsked { .. } | C::ModelUsed { .. } => None,
+    }
+}
+
+/// The live update a conversation event causes: the timeline row it touched.
+fn timeline_change(event: &ConversationEvent) -> Option<UiChange> {
+    row_id(event).map(|id| UiChange {
+        resource: "conversation",
+        id: Some(id.to_string()),
+    })
+}
+
+/// Where delivery statuses stand: a row's status only moves up this order, so a
+/// late or repeated callback never undoes a later one. The same order as the
+/// database's `sidekick_status_rank`, which the per-event statements use (a test
+/// compares the two).
+fn status_rank(status: &str) -> i32 {
+    match status {
+        "queued" => 1,
+        "sending" => 2,
+        "sent" => 3,
+        "undelivered" | "failed" => 4,
+        "delivered" => 5,
+        "read" => 6,
+        _ => 0, // "received", and anything unknown
+    }
+}
+
+/// A timeline row created in the current run, as the run's events so far leave it.
+struct NewRow {
+    id: uuid::Uuid,
+    direction: &'static str,
+    channel: &'static str,
+    kind: Option<String>,
+    body: String,
+    number: Option<i64>,
+    at: DateTime<Utc>,
+    status: &'static str,
+    provider_sid: Option<String>,
+    error: Option<String>,
+    updated_at: DateTime<Utc>,
+    /// The run's later events on this row (indices into the run), to apply one by one
+    /// if the row turns out to exist already (the creating insert then does nothing).
+    later: Vec<usize>,
+}
+
+impl NewRow {
+    /// `set_status`'s rule: a higher status replaces the row's, with its time and
+    /// any error it carries.
+    fn set_status(&mut self, status: &'static str, error: Option<String>, at: DateTime<Utc>) {
+        if status_rank(self.status) < status_rank(status) {
+            self.status = status;
+            self.error = error.or(self.error.take());
+            self.updated_at = at;
+        }
+    }
+}
+
+/// Timeline rows created in a run, folded until written.
+#[derive(Default)]
+struct Fold {
+    rows: Vec<NewRow>,
+    index: HashMap<uuid::Uuid, usize>,
+}
+
+impl Fold {
+    /// Folds the `i`-th event of the run in if it creates a row or changes one
+    /// created earlier in the run; `false` leaves it to be applied on its own.
+    fn absorb(&mut self, i: usize, e: &EventEnvelope, event: &ConversationEvent) -> Result<bool> {
+        use ConversationEvent as C;
+        let created = match event {
+            C::MessageReceived {
+                message_id,
+                number,
+                channel,
+                provider_sid,
+                body,
+                received_at,
+            } => Some(NewRow {
+                id: *message_id,
+                direction: "in",
+                channel: channel.as_str(),
+                kind: None,
+                body: body.as_str().to_string(),
+                number: Some(*number as i64),
+                at: *received_at,
+                status: "received",
+                provider_sid: provider_sid.as_ref().map(|s| s.as_str().to_string()),
+                error: None,
+                updated_at: *received_at,
+                later: Vec::new(),
+            }),
+            C::ReplyQueued {
+                reply_id,
+                channel,
+                body,
+                kind,
+                queued_at,
+                ..
+            } => Some(NewRow {
+                id: *reply_id,
+                direction: "out",
+                channel: channel.as_str(),
+                kind: Some(kind_text(kind)?),
+                body: body.as_str().to_string(),
+                number: None,
+                at: *queued_at,
+                status: "queued",
+                provider_sid: None,
+                error: None,
+                updated_at: *queued_at,
+                later: Vec::new(),
+            }),
+            _ => None,
+        };
+        if let Some(row) = created {
+            if self.index.contains_key(&row.id) {
+                return Ok(true); // created twice: the second insert does nothing
+            }
+            self.index.insert(row.id, self.rows.len());
+            self.rows.push(row);
+            return Ok(true);
+        }
+        let Some(&n) = row_id(event).and_then(|id| self.index.get(&id)) else {
+            return Ok(false);
+        };
+        let row = &mut self.rows[n];
+        row.later.push(i);
+        match event {
+            C::ReplySendStarted { .. } => row.set_status("sending", None, e.occurred_at),
+            C::ReplySent {
+                provider_sid, via, ..
+            } => {
+                if let Some(sid) = provider_sid {
+                    row.provider_sid = Some(sid.clone());
+                }
+                row.set_status(sent_status(via), None, e.occurred_at);
+            }
+            C::ReplyFailed { reason, .. } => {
+                row.set_status("failed", Some(reason.clone()), e.occurred_at)
+            }
+            C::DeliveryStatusRecorded {
+                status, error_code, ..
+            } => row.set_status(status.as_str(), carrier_error(*error_code), e.occurred_at),
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    /// Writes the folded rows in one statement; a row that exists already keeps
+    /// itself, and the run's later events on it are applied to it one by one, as
+    /// they would have been.
+    async fn write(
+        &mut self,
+        tx: &mut UserTx,
+        user: sidekick_domain::UserId,
+        run: &[(&EventEnvelope, &DomainEventKind)],
+    ) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.rows);
+        self.index.clear();
+        let written: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO sync_messages (user_id, id, direction, channel, kind, body_sealed, number, at,
+                                        status, provider_sid, error, updated_at)
+             SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                      $7::bigint[], $8::timestamptz[], $9::text[], $10::text[],
+                                      $11::text[], $12::timestamptz[])
+             ON CONFLICT (user_id, id) DO NOTHING
+             RETURNING id",
+        )
+        .bind(user.as_uuid())
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.direction).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.channel).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.number).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.provider_sid.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?;
+        if written.len() == rows.len() {
+            return Ok(());
+        }
+        let written: HashSet<uuid::Uuid> = written.into_iter().collect();
+        for row in rows.iter().filter(|r| !written.contains(&r.id)) {
+            for &i in &row.later {
+                if let (e, DomainEventKind::Conversation(c)) = run[i] {
+                    conversation(tx, e, c).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -224,14 +471,32 @@ async fn set_status(
     Ok(())
 }
 
-async fn conversation(
-    tx: &mut UserTx,
-    e: &EventEnvelope,
-    event: &ConversationEvent,
-) -> Result<Vec<UiChange>> {
+/// The `kind` column of an outbound row.
+fn kind_text(kind: &sidekick_domain::OutboundKind) -> Result<String> {
+    Ok(serde_json::to_value(kind)?
+        .as_str()
+        .unwrap_or("reply")
+        .to_string())
+}
+
+/// Console and web replies have no carrier leg: sent is as far as they go, and the
+/// dashboard shows them delivered.
+fn sent_status(via: &sidekick_domain::SendVia) -> &'static str {
+    match via {
+        sidekick_domain::SendVia::Twilio => "sent",
+        _ => "delivered",
+    }
+}
+
+fn carrier_error(code: Option<i64>) -> Option<String> {
+    code.map(|c| format!("carrier error {c}"))
+}
+
+/// Applies one conversation event to the timeline on its own.
+async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEvent) -> Result<()> {
     use ConversationEvent as C;
     let user = e.user_id.as_uuid();
-    let id = match event {
+    match event {
         C::MessageReceived {
             message_id,
             number,
@@ -254,7 +519,6 @@ async fn conversation(
             .bind(provider_sid.as_ref().map(|s| s.as_str()))
             .execute(&mut **tx)
             .await?;
-            *message_id
         }
         C::ReplyQueued {
             reply_id,
@@ -272,16 +536,14 @@ async fn conversation(
             .bind(user)
             .bind(reply_id)
             .bind(channel.as_str())
-            .bind(serde_json::to_value(kind)?.as_str().unwrap_or("reply").to_string())
+            .bind(kind_text(kind)?)
             .bind(body.as_str())
             .bind(queued_at)
             .execute(&mut **tx)
             .await?;
-            *reply_id
         }
         C::ReplySendStarted { reply_id, .. } => {
             set_status(tx, e, *reply_id, "sending", None).await?;
-            *reply_id
         }
         C::ReplySent {
             reply_id,
@@ -289,26 +551,18 @@ async fn conversation(
             via,
             ..
         } => {
-            // Console and web replies have no carrier leg: sent is as far as they go,
-            // and the dashboard shows them delivered.
-            let status = match via {
-                sidekick_domain::SendVia::Twilio => "sent",
-                _ => "delivered",
-            };
             sqlx::query("UPDATE sync_messages SET provider_sid = coalesce($3, provider_sid) WHERE user_id = $1 AND id = $2")
                 .bind(user)
                 .bind(reply_id)
                 .bind(provider_sid.as_deref())
                 .execute(&mut **tx)
                 .await?;
-            set_status(tx, e, *reply_id, status, None).await?;
-            *reply_id
+            set_status(tx, e, *reply_id, sent_status(via), None).await?;
         }
         C::ReplyFailed {
             reply_id, reason, ..
         } => {
             set_status(tx, e, *reply_id, "failed", Some(reason)).await?;
-            *reply_id
         }
         C::DeliveryStatusRecorded {
             reply_id,
@@ -316,20 +570,12 @@ async fn conversation(
             error_code,
             ..
         } => {
-            let error = error_code.map(|c| format!("carrier error {c}"));
+            let error = carrier_error(*error_code);
             set_status(tx, e, *reply_id, status.as_str(), error.as_deref()).await?;
-            *reply_id
         }
-        // A pending question is the assistant's state; the reply asking it is the
-        // message the timeline shows.
-        C::QuestionAsked { .. } => return Ok(Vec::new()),
-        // Token counts are for the budget and metrics, not the timeline.
-        C::ModelUsed { .. } => return Ok(Vec::new()),
-    };
-    Ok(vec![UiChange {
-        resource: "conversation",
-        id: Some(id.to_string()),
-    }])
+        C::QuestionAsked { .. } | C::ModelUsed { .. } => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -381,6 +627,30 @@ mod tests {
             .await
             .unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn the_status_order_is_the_databases() {
+        let db = TestDb::new().await;
+        for status in [
+            "received",
+            "queued",
+            "sending",
+            "sent",
+            "undelivered",
+            "failed",
+            "delivered",
+            "read",
+            "unknown",
+        ] {
+            let rank: i32 = sqlx::query_scalar("SELECT sidekick_status_rank($1)")
+                .bind(status)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(super::status_rank(status), rank, "{status}");
+        }
+        db.cleanup().await;
     }
 
     #[tokio::test]

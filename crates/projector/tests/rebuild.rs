@@ -30,8 +30,10 @@ async fn snapshot(pool: &sqlx::PgPool) -> Vec<Value> {
     let mut tables = Vec::new();
     for sql in [
         "SELECT user_id, phone, name_sealed, timezone, opted_out FROM sync_users ORDER BY user_id",
-        "SELECT id, user_id, direction, body_sealed, number, status FROM sync_messages ORDER BY id",
+        "SELECT id, user_id, direction, body_sealed, number, status, at, updated_at FROM sync_messages ORDER BY id",
         "SELECT id, user_id, parent_id, position, title_sealed, status FROM planning_tasks ORDER BY id",
+        "SELECT id, user_id, kind, occurrence_at, due_at, status FROM schedule_items ORDER BY id",
+        "SELECT user_id, last_active_at, last_nudge_at FROM schedule_users ORDER BY user_id",
         "SELECT projection, aggregate_type, aggregate_id, sequence FROM projection_checkpoints
           ORDER BY projection, aggregate_type, aggregate_id",
     ] {

@@ -195,6 +195,24 @@ pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
         .boxed()
 }
 
+/// Every event, each user's together and in commit order, users one after another,
+/// streamed (a full rebuild: users are independent, and every aggregate is keyed by
+/// its user). Only finished transactions.
+pub fn all_by_user(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY events.aggregate_id, events.txid, events.position"
+        )
+    });
+    sqlx::query(SQL.as_str())
+        .fetch(pool)
+        .map_err(StoreError::from)
+        .and_then(|row| async move { envelope(&row).map(|(e, _)| e) })
+        .boxed()
+}
+
 pub async fn count(pool: &PgPool) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(pool)
