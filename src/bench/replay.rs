@@ -52,7 +52,7 @@ pub async fn run(
     let pool = sidekick_store::db::connect(
         db_url,
         &sidekick_store::db::PoolSettings {
-            max_connections: 4,
+            max_connections: 9,
             ..Default::default()
         },
     )

@@ -59,21 +59,40 @@ pub enum DecodeError {
 
 impl DomainEventKind {
     pub fn decode(aggregate_type: &str, payload: &serde_json::Value) -> Result<Self, DecodeError> {
+        Self::decode_from(aggregate_type, payload)
+    }
+
+    /// [`decode`](Self::decode) straight from the stored JSON text, without building
+    /// a `serde_json::Value` first (a rebuild reads millions).
+    pub fn decode_json(aggregate_type: &str, json: &str) -> Result<Self, DecodeError> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let kind = Self::decode_from(aggregate_type, &mut de)?;
+        de.end().map_err(|source| DecodeError::Payload {
+            aggregate_type: aggregate_type.to_string(),
+            source,
+        })?;
+        Ok(kind)
+    }
+
+    fn decode_from<'de, D>(aggregate_type: &str, payload: D) -> Result<Self, DecodeError>
+    where
+        D: serde::Deserializer<'de, Error = serde_json::Error>,
+    {
         let err = |source| DecodeError::Payload {
             aggregate_type: aggregate_type.to_string(),
             source,
         };
         match aggregate_type {
-            Account::TYPE => serde_json::from_value(payload.clone())
+            Account::TYPE => AccountEvent::deserialize(payload)
                 .map(Self::Account)
                 .map_err(err),
-            Conversation::TYPE => serde_json::from_value(payload.clone())
+            Conversation::TYPE => ConversationEvent::deserialize(payload)
                 .map(Self::Conversation)
                 .map_err(err),
-            Planner::TYPE => serde_json::from_value(payload.clone())
+            Planner::TYPE => PlannerEvent::deserialize(payload)
                 .map(Self::Planner)
                 .map_err(err),
-            Memory::TYPE => serde_json::from_value(payload.clone())
+            Memory::TYPE => MemoryEvent::deserialize(payload)
                 .map(Self::Memory)
                 .map_err(err),
             other => Err(DecodeError::UnknownAggregate(other.to_string())),

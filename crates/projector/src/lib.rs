@@ -49,7 +49,8 @@ pub trait Projection: Send + Sync + 'static {
     /// Read-model tables this projection owns (emptied by a full replay).
     fn tables(&self) -> &'static [&'static str];
     fn wants(&self, aggregate_type: &str) -> bool;
-    /// Applies one event inside the user's transaction.
+    /// Applies one event inside the user's transaction. The event is `decoded`;
+    /// `event` gives its identity and times (a rebuild's envelopes carry no payload).
     async fn apply(
         &self,
         tx: &mut UserTx,

@@ -6,7 +6,7 @@
 //! with the projector role stopped, or accept that live events arriving meanwhile are
 //! applied by whichever comes first (checkpoints make the other a no-op).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures::StreamExt;
 use sidekick_domain::{DomainEventKind, EventEnvelope, UserId};
@@ -14,10 +14,11 @@ use sidekick_store::scoped::{act_as, UserTx};
 use sidekick_store::{events, Result, StoreError};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::{decode, Projection};
 
-const BATCH: usize = 500;
+const BATCH: usize = 2000;
 
 /// Waits (up to 10 s) until no committed event is hidden behind a transaction still
 /// running somewhere on the server, so a replay covers everything committed before it
@@ -86,44 +87,48 @@ pub async fn reset(pool: &PgPool, p: &dyn Projection, user: Option<UserId>) -> R
 async fn apply_batch(
     pool: &PgPool,
     projections: &[&dyn Projection],
-    mut batch: Vec<EventEnvelope>,
+    mut batch: Vec<Decoded>,
     deleted: &HashSet<UserId>,
 ) -> Result<()> {
     // Deleted accounts stay empty: their events remain in the log, unreadable, and
     // must not come back as rows.
-    batch.retain(|e| !deleted.contains(&e.user_id));
-    batch.sort_by_key(|e| e.user_id.as_uuid()); // stable: per-user order is kept
+    batch.retain(|(e, _)| !deleted.contains(&e.user_id));
+    batch.sort_by_key(|(e, _)| e.user_id.as_uuid()); // stable: per-user order is kept
     let mut tx = pool.begin().await?;
-    for user_events in batch.chunk_by(|a, b| a.user_id == b.user_id) {
-        act_as(&mut tx, user_events[0].user_id).await?;
-        let decoded = user_events.iter().map(decode).collect::<Result<Vec<_>>>()?;
-        let mut last: HashMap<(&'static str, &str, &str), i64> = HashMap::new();
+    for user_events in batch.chunk_by(|(a, _), (b, _)| a.user_id == b.user_id) {
+        let user = user_events[0].0.user_id;
+        act_as(&mut tx, user).await?;
+        // Each aggregate's last sequence per projection: a user has a handful.
+        let mut last: Vec<Checkpoint> = Vec::new();
         for p in projections {
             let run: Vec<(&EventEnvelope, &DomainEventKind)> = user_events
                 .iter()
-                .zip(&decoded)
                 .filter(|(e, _)| p.wants(&e.aggregate_type))
+                .map(|(e, d)| (e, d))
                 .collect();
             if run.is_empty() {
                 continue;
             }
             p.apply_run(&mut tx, &run).await?;
             for (e, _) in run {
-                last.insert((p.name(), &e.aggregate_type, &e.aggregate_id), e.sequence);
+                let key = (p.name(), e.aggregate_type.as_str(), e.aggregate_id.as_str());
+                match last.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, sequence)) => *sequence = e.sequence,
+                    None => last.push((key, e.sequence)),
+                }
             }
         }
-        save_checkpoints(&mut tx, user_events[0].user_id, &last).await?;
+        save_checkpoints(&mut tx, user, &last).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
+/// (projection, aggregate type, aggregate id) and the last sequence applied.
+type Checkpoint<'a> = ((&'static str, &'a str, &'a str), i64);
+
 /// Writes the checkpoints of one user's aggregates in one statement.
-async fn save_checkpoints(
-    tx: &mut UserTx,
-    user: UserId,
-    last: &HashMap<(&'static str, &str, &str), i64>,
-) -> Result<()> {
+async fn save_checkpoints(tx: &mut UserTx, user: UserId, last: &[Checkpoint<'_>]) -> Result<()> {
     if last.is_empty() {
         return Ok(());
     }
@@ -173,7 +178,11 @@ pub async fn rebuild(
     let deleted = &deleted;
     match user {
         Some(user) => {
-            let all = events::for_user(pool, user, None).await?;
+            let all = events::for_user(pool, user, None)
+                .await?
+                .into_iter()
+                .map(|e| decode(&e).map(|d| (e, d)))
+                .collect::<Result<Vec<Decoded>>>()?;
             let total = all.len() as u64;
             let mut done = 0u64;
             for chunk in all.chunks(BATCH) {
@@ -186,11 +195,12 @@ pub async fn rebuild(
         None => {
             wait_for_horizon(pool).await?;
             let total = events::count(pool).await? as u64;
+            let (mut read, reader) = read_ahead(pool.clone());
             let (applied_tx, mut applied_rx) = mpsc::unbounded_channel::<u64>();
             let mut senders = Vec::with_capacity(LANES);
             let mut lanes = Vec::with_capacity(LANES);
             for _ in 0..LANES {
-                let (tx, mut rx) = mpsc::channel::<Vec<EventEnvelope>>(2);
+                let (tx, mut rx) = mpsc::channel::<Vec<Decoded>>(2);
                 senders.push(tx);
                 let applied_tx = applied_tx.clone();
                 lanes.push(async move {
@@ -204,18 +214,19 @@ pub async fn rebuild(
             }
             drop(applied_tx);
             let deal = async move {
-                let mut pending: Vec<Vec<EventEnvelope>> = vec![Vec::new(); LANES];
-                let mut read = 0u64;
-                let mut stream = events::all_by_user(pool);
-                while let Some(e) = stream.next().await {
-                    let e = e?;
-                    let lane = lane_of(e.user_id);
-                    pending[lane].push(e);
-                    read += 1;
-                    if pending[lane].len() == BATCH {
-                        let full = std::mem::replace(&mut pending[lane], Vec::with_capacity(BATCH));
-                        if senders[lane].send(full).await.is_err() {
-                            break; // the lane failed; its error is reported below
+                let mut pending: Vec<Vec<Decoded>> = vec![Vec::new(); LANES];
+                let mut dealt = 0u64;
+                'read: while let Some(chunk) = read.recv().await {
+                    for (e, d) in chunk? {
+                        let lane = lane_of(e.user_id);
+                        pending[lane].push((e, d));
+                        dealt += 1;
+                        if pending[lane].len() == BATCH {
+                            let full =
+                                std::mem::replace(&mut pending[lane], Vec::with_capacity(BATCH));
+                            if senders[lane].send(full).await.is_err() {
+                                break 'read; // the lane failed; its error is reported below
+                            }
                         }
                     }
                 }
@@ -225,7 +236,7 @@ pub async fn rebuild(
                     }
                 }
                 drop(senders);
-                Ok::<u64, StoreError>(read)
+                Ok::<u64, StoreError>(dealt)
             };
             let report = async {
                 let mut done = 0u64;
@@ -235,18 +246,62 @@ pub async fn rebuild(
                 }
                 done
             };
-            let (read, lanes, done) =
+            let (dealt, lanes, done) =
                 futures::join!(deal, futures::future::try_join_all(lanes), report);
             lanes?;
-            let read = read?;
-            debug_assert_eq!(read, done);
+            let dealt = dealt?;
+            // A reader that panicked ends its stream early: not a finished rebuild.
+            reader
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("the rebuild's reader stopped: {e}")))?;
+            debug_assert_eq!(dealt, done);
             Ok(done)
         }
     }
 }
 
+/// An event and what it decodes to.
+type Decoded = (EventEnvelope, DomainEventKind);
+
+/// Events read and decoded at a time by [`read_ahead`].
+const READ_CHUNK: usize = 256;
+
+/// Reads every event user by user ([`events::all_by_user`]) and decodes them on a
+/// task of their own, which a multi-threaded runtime runs on another core while
+/// the lanes apply what came before. Stops at the first error, which it passes on,
+/// or when the receiver is dropped.
+fn read_ahead(pool: PgPool) -> (mpsc::Receiver<Result<Vec<Decoded>>>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(8);
+    let reader = tokio::spawn(async move {
+        let mut stream = events::all_by_user(&pool);
+        let mut chunk = Vec::with_capacity(READ_CHUNK);
+        while let Some(e) = stream.next().await {
+            match e {
+                Ok(decoded) => chunk.push(decoded),
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
+            }
+            if chunk.len() == READ_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(READ_CHUNK));
+                if tx.send(Ok(full)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.send(Ok(chunk)).await;
+        }
+    });
+    (rx, reader)
+}
+
 /// Concurrent lanes of a full rebuild (see [`rebuild`]).
 const LANES: usize = 4;
+
+/// Connections a full rebuild uses at once: the reader's and one per lane.
+pub const CONNECTIONS: u32 = LANES as u32 + 1;
 
 fn lane_of(user: UserId) -> usize {
     (user.as_uuid().as_u128() % LANES as u128) as usize

@@ -101,7 +101,7 @@ impl Projection for ScheduleProjection {
                     match decoded {
                         DomainEventKind::Planner(p) => planner(tx, user, p).await?,
                         DomainEventKind::Conversation(c) => conversation(tx, user, c).await?,
-                        DomainEventKind::Account(_) => account(tx, user, e).await?,
+                        DomainEventKind::Account(a) => account(tx, user, a).await?,
                         DomainEventKind::Memory(_) => {}
                     }
                 }
@@ -414,21 +414,17 @@ async fn conversation(tx: &mut UserTx, user: UserId, event: &ConversationEvent) 
     Ok(())
 }
 
-async fn account(tx: &mut UserTx, user: UserId, e: &EventEnvelope) -> Result<()> {
-    // "nudges off" / "nudges on". The Account has no such event yet; this reads the
-    // shape it is expected to have (`NudgesSet { on }`) without naming the variant,
-    // so the setting works the day the event exists.
-    if e.event_type == "NudgesSet" {
-        if let Some(on) = e.payload["NudgesSet"]["on"].as_bool() {
-            sqlx::query(
-                "INSERT INTO schedule_users (user_id, nudges_enabled) VALUES ($1, $2)
-                 ON CONFLICT (user_id) DO UPDATE SET nudges_enabled = excluded.nudges_enabled, updated_at = now()",
-            )
-            .bind(user.as_uuid())
-            .bind(on)
-            .execute(&mut **tx)
-            .await?;
-        }
+async fn account(tx: &mut UserTx, user: UserId, event: &AccountEvent) -> Result<()> {
+    // "nudges off" / "nudges on".
+    if let AccountEvent::NudgesSet { on } = event {
+        sqlx::query(
+            "INSERT INTO schedule_users (user_id, nudges_enabled) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET nudges_enabled = excluded.nudges_enabled, updated_at = now()",
+        )
+        .bind(user.as_uuid())
+        .bind(on)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

@@ -551,13 +551,21 @@ async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEv
             via,
             ..
         } => {
-            sqlx::query("UPDATE sync_messages SET provider_sid = coalesce($3, provider_sid) WHERE user_id = $1 AND id = $2")
-                .bind(user)
-                .bind(reply_id)
-                .bind(provider_sid.as_deref())
-                .execute(&mut **tx)
-                .await?;
-            set_status(tx, e, *reply_id, sent_status(via), None).await?;
+            // The provider id always; the status as `set_status` would (one statement:
+            // every expression reads the row as it was).
+            sqlx::query(
+                "UPDATE sync_messages SET provider_sid = coalesce($3, provider_sid),
+                        status = CASE WHEN sidekick_status_rank(status) < sidekick_status_rank($4) THEN $4 ELSE status END,
+                        updated_at = CASE WHEN sidekick_status_rank(status) < sidekick_status_rank($4) THEN $5 ELSE updated_at END
+                  WHERE user_id = $1 AND id = $2",
+            )
+            .bind(user)
+            .bind(reply_id)
+            .bind(provider_sid.as_deref())
+            .bind(sent_status(via))
+            .bind(e.occurred_at)
+            .execute(&mut **tx)
+            .await?;
         }
         C::ReplyFailed {
             reply_id, reason, ..

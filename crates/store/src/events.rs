@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use sidekick_domain::envelope::meta;
-use sidekick_domain::{EventEnvelope, UserId};
+use sidekick_domain::{DomainEventKind, EventEnvelope, UserId};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -27,6 +27,21 @@ const COLUMNS: &str =
                        payload, metadata, position, (txid::text)::bigint AS txid, recorded_at";
 
 fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
+    envelope_with(row, row.try_get("payload")?)
+}
+
+/// A row as an envelope without its payload (left `null`) and the event decoded
+/// straight from the stored JSON: what a rebuild needs, at a fraction of the cost.
+fn decoded(row: &PgRow) -> Result<(EventEnvelope, DomainEventKind)> {
+    let payload: sqlx::types::Json<&serde_json::value::RawValue> = row.try_get("payload")?;
+    let aggregate_type: &str = row.try_get("aggregate_type")?;
+    let kind = DomainEventKind::decode_json(aggregate_type, payload.0.get())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (envelope, _) = envelope_with(row, serde_json::Value::Null)?;
+    Ok((envelope, kind))
+}
+
+fn envelope_with(row: &PgRow, payload: serde_json::Value) -> Result<(EventEnvelope, Cursor)> {
     let aggregate_id: String = row.try_get("aggregate_id")?;
     let metadata: serde_json::Value = row.try_get("metadata")?;
     let metadata: HashMap<String, String> = serde_json::from_value(metadata).unwrap_or_default();
@@ -59,7 +74,7 @@ fn envelope(row: &PgRow) -> Result<(EventEnvelope, Cursor)> {
             occurred_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
             causation_id: uuid_meta(meta::CAUSATION_ID),
             correlation_id: uuid_meta(meta::CORRELATION_ID),
-            payload: row.try_get("payload")?,
+            payload,
         },
         cursor,
     ))
@@ -196,9 +211,10 @@ pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
 }
 
 /// Every event, each user's together and in commit order, users one after another,
-/// streamed (a full rebuild: users are independent, and every aggregate is keyed by
-/// its user). Only finished transactions.
-pub fn all_by_user(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
+/// decoded, streamed (a full rebuild: users are independent, and every aggregate is
+/// keyed by its user). Only finished transactions. The envelopes carry no payload:
+/// the decoded event is all there is to read.
+pub fn all_by_user(pool: &PgPool) -> BoxStream<'_, Result<(EventEnvelope, DomainEventKind)>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS} FROM events
@@ -209,7 +225,7 @@ pub fn all_by_user(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
     sqlx::query(SQL.as_str())
         .fetch(pool)
         .map_err(StoreError::from)
-        .and_then(|row| async move { envelope(&row).map(|(e, _)| e) })
+        .and_then(|row| async move { decoded(&row) })
         .boxed()
 }
 
