@@ -65,6 +65,18 @@ pub enum OutboundKind {
 }
 
 impl OutboundKind {
+    /// The name it is stored and shown under (its serde name).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Reply => "reply",
+            Self::System => "system",
+            Self::OptOutConfirmation => "opt_out_confirmation",
+            Self::Reminder => "reminder",
+            Self::Nudge => "nudge",
+            Self::Crisis => "crisis",
+        }
+    }
+
     /// Lower is more urgent.
     pub fn priority(&self) -> u8 {
         match self {
@@ -646,6 +658,24 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     type ConversationTest = TestFramework<Conversation>;
+
+    #[test]
+    fn an_outbound_kind_is_stored_under_its_serde_name() {
+        use OutboundKind as K;
+        for kind in [
+            K::Reply,
+            K::System,
+            K::OptOutConfirmation,
+            K::Reminder,
+            K::Nudge,
+            K::Crisis,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::from(kind.as_str())
+            );
+        }
+    }
 
     fn key() -> DataKey {
         DataKey::generate(UserId::new())

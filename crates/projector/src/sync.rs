@@ -7,7 +7,9 @@
 //! across users (`sidekick flags list`); nothing in it is shown to the user, so a
 //! flag changes nothing on their dashboard and sends no live update.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,6 +19,7 @@ use sidekick_domain::{
 };
 use sidekick_store::scoped::UserTx;
 use sidekick_store::Result;
+use sqlx::Acquire;
 
 use crate::{Projection, UiChange};
 
@@ -57,16 +60,16 @@ impl Projection for SyncProjection {
     ) -> Result<Vec<UiChange>> {
         let mut changes = Vec::new();
         let mut fold = Fold::default();
-        for (i, (e, decoded)) in run.iter().enumerate() {
+        for (i, &(e, decoded)) in run.iter().enumerate() {
             match decoded {
                 DomainEventKind::Account(a) => {
                     // Deleting the account empties the timeline: rows folded so far
                     // must be written before it.
-                    fold.write(tx, e.user_id, run).await?;
+                    fold.write(tx, e.user_id, &run[..i]).await?;
                     changes.extend(account(tx, e, a).await?);
                 }
                 DomainEventKind::Conversation(c) => {
-                    if !fold.absorb(i, e, c)? {
+                    if !fold.absorb(i, e, c) {
                         conversation(tx, e, c).await?;
                     }
                     changes.extend(timeline_change(c));
@@ -123,27 +126,29 @@ fn status_rank(status: &str) -> i32 {
 }
 
 /// A timeline row created in the current run, as the run's events so far leave it.
-struct NewRow {
+/// Its texts are borrowed from the run's events.
+struct NewRow<'a> {
     id: uuid::Uuid,
     direction: &'static str,
     channel: &'static str,
-    kind: Option<String>,
-    body: String,
+    kind: Option<&'static str>,
+    body: &'a str,
     number: Option<i64>,
     at: DateTime<Utc>,
     status: &'static str,
-    provider_sid: Option<String>,
-    error: Option<String>,
+    provider_sid: Option<&'a str>,
+    error: Option<Cow<'a, str>>,
     updated_at: DateTime<Utc>,
-    /// The run's later events on this row (indices into the run), to apply one by one
-    /// if the row turns out to exist already (the creating insert then does nothing).
-    later: Vec<usize>,
+    /// The run's event that created it (an index into the run): the events on it
+    /// after that one are applied one by one if the row turns out to exist already
+    /// (the creating insert then does nothing).
+    created: usize,
 }
 
-impl NewRow {
+impl<'a> NewRow<'a> {
     /// `set_status`'s rule: a higher status replaces the row's, with its time and
     /// any error it carries.
-    fn set_status(&mut self, status: &'static str, error: Option<String>, at: DateTime<Utc>) {
+    fn set_status(&mut self, status: &'static str, error: Option<Cow<'a, str>>, at: DateTime<Utc>) {
         if status_rank(self.status) < status_rank(status) {
             self.status = status;
             self.error = error.or(self.error.take());
@@ -154,15 +159,15 @@ impl NewRow {
 
 /// Timeline rows created in a run, folded until written.
 #[derive(Default)]
-struct Fold {
-    rows: Vec<NewRow>,
+struct Fold<'a> {
+    rows: Vec<NewRow<'a>>,
     index: HashMap<uuid::Uuid, usize>,
 }
 
-impl Fold {
+impl<'a> Fold<'a> {
     /// Folds the `i`-th event of the run in if it creates a row or changes one
     /// created earlier in the run; `false` leaves it to be applied on its own.
-    fn absorb(&mut self, i: usize, e: &EventEnvelope, event: &ConversationEvent) -> Result<bool> {
+    fn absorb(&mut self, i: usize, e: &EventEnvelope, event: &'a ConversationEvent) -> bool {
         use ConversationEvent as C;
         let created = match event {
             C::MessageReceived {
@@ -177,14 +182,14 @@ impl Fold {
                 direction: "in",
                 channel: channel.as_str(),
                 kind: None,
-                body: body.as_str().to_string(),
+                body: body.as_str(),
                 number: Some(*number as i64),
                 at: *received_at,
                 status: "received",
-                provider_sid: provider_sid.as_ref().map(|s| s.as_str().to_string()),
+                provider_sid: provider_sid.as_ref().map(|s| s.as_str()),
                 error: None,
                 updated_at: *received_at,
-                later: Vec::new(),
+                created: i,
             }),
             C::ReplyQueued {
                 reply_id,
@@ -197,55 +202,57 @@ impl Fold {
                 id: *reply_id,
                 direction: "out",
                 channel: channel.as_str(),
-                kind: Some(kind_text(kind)?),
-                body: body.as_str().to_string(),
+                kind: Some(kind.as_str()),
+                body: body.as_str(),
                 number: None,
                 at: *queued_at,
                 status: "queued",
                 provider_sid: None,
                 error: None,
                 updated_at: *queued_at,
-                later: Vec::new(),
+                created: i,
             }),
             _ => None,
         };
         if let Some(row) = created {
-            if self.index.contains_key(&row.id) {
-                return Ok(true); // created twice: the second insert does nothing
-            }
-            self.index.insert(row.id, self.rows.len());
-            self.rows.push(row);
-            return Ok(true);
+            if !self.index.contains_key(&row.id) {
+                self.index.insert(row.id, self.rows.len());
+                self.rows.push(row);
+            } // else created twice: the second insert does nothing
+            return true;
         }
         let Some(&n) = row_id(event).and_then(|id| self.index.get(&id)) else {
-            return Ok(false);
+            return false;
         };
         let row = &mut self.rows[n];
-        row.later.push(i);
         match event {
             C::ReplySendStarted { .. } => row.set_status("sending", None, e.occurred_at),
             C::ReplySent {
                 provider_sid, via, ..
             } => {
                 if let Some(sid) = provider_sid {
-                    row.provider_sid = Some(sid.clone());
+                    row.provider_sid = Some(sid);
                 }
                 row.set_status(sent_status(via), None, e.occurred_at);
             }
             C::ReplyFailed { reason, .. } => {
-                row.set_status("failed", Some(reason.clone()), e.occurred_at)
+                row.set_status("failed", Some(Cow::Borrowed(reason)), e.occurred_at)
             }
             C::DeliveryStatusRecorded {
                 status, error_code, ..
-            } => row.set_status(status.as_str(), carrier_error(*error_code), e.occurred_at),
+            } => row.set_status(
+                status.as_str(),
+                carrier_error(*error_code).map(Cow::Owned),
+                e.occurred_at,
+            ),
             _ => {}
         }
-        Ok(true)
+        true
     }
 
     /// Writes the folded rows in one statement; a row that exists already keeps
     /// itself, and the run's later events on it are applied to it one by one, as
-    /// they would have been.
+    /// they would have been. `run` is the run up to where the fold stops.
     async fn write(
         &mut self,
         tx: &mut UserTx,
@@ -257,42 +264,87 @@ impl Fold {
         }
         let rows = std::mem::take(&mut self.rows);
         self.index.clear();
-        let written: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "INSERT INTO sync_messages (user_id, id, direction, channel, kind, body_sealed, number, at,
-                                        status, provider_sid, error, updated_at)
-             SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                      $7::bigint[], $8::timestamptz[], $9::text[], $10::text[],
-                                      $11::text[], $12::timestamptz[])
-             ON CONFLICT (user_id, id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(user.as_uuid())
-        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.direction).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.channel).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.kind.as_deref()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.number).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.provider_sid.as_deref()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-        .fetch_all(&mut **tx)
-        .await?;
+        // Many rows (a rebuild) go in without a conflict check first, inside a
+        // savepoint: a plain insert costs PostgreSQL about half as much as one that
+        // checks each row. Should one exist already after all, the savepoint is
+        // undone and the rows go in the checked way.
+        let mut written = None;
+        if rows.len() >= PLAIN_INSERT_FROM {
+            let mut savepoint = tx.begin().await?;
+            match insert_rows(&mut *savepoint, &INSERT_PLAIN, user, &rows).await {
+                Ok(ids) => {
+                    savepoint.commit().await?;
+                    written = Some(ids);
+                }
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    savepoint.rollback().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let written = match written {
+            Some(ids) => ids,
+            None => insert_rows(&mut **tx, &INSERT_CHECKED, user, &rows).await?,
+        };
         if written.len() == rows.len() {
             return Ok(());
         }
         let written: HashSet<uuid::Uuid> = written.into_iter().collect();
         for row in rows.iter().filter(|r| !written.contains(&r.id)) {
-            for &i in &row.later {
-                if let (e, DomainEventKind::Conversation(c)) = run[i] {
-                    conversation(tx, e, c).await?;
+            for &(e, decoded) in &run[row.created + 1..] {
+                if let DomainEventKind::Conversation(c) = decoded {
+                    if row_id(c) == Some(row.id) {
+                        conversation(tx, e, c).await?;
+                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Folds of at least this many rows are written by a plain insert first (see
+/// [`Fold::write`]).
+const PLAIN_INSERT_FROM: usize = 16;
+
+const INSERT_ROWS: &str =
+    "INSERT INTO sync_messages (user_id, id, direction, channel, kind, body_sealed,
+                                   number, at, status, provider_sid, error, updated_at)
+     SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::bigint[], $8::timestamptz[], $9::text[], $10::text[],
+                              $11::text[], $12::timestamptz[])";
+
+static INSERT_PLAIN: LazyLock<String> = LazyLock::new(|| format!("{INSERT_ROWS} RETURNING id"));
+
+static INSERT_CHECKED: LazyLock<String> =
+    LazyLock::new(|| format!("{INSERT_ROWS} ON CONFLICT (user_id, id) DO NOTHING RETURNING id"));
+
+/// Inserts folded rows with `sql` (one of the two above); returns the ids written.
+async fn insert_rows(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    user: sidekick_domain::UserId,
+    rows: &[NewRow<'_>],
+) -> std::result::Result<Vec<uuid::Uuid>, sqlx::Error> {
+    sqlx::query_scalar(sql)
+        .bind(user.as_uuid())
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.direction).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.channel).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.body).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.number).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.provider_sid.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await
 }
 
 fn profile_changed() -> Vec<UiChange> {
@@ -471,14 +523,6 @@ async fn set_status(
     Ok(())
 }
 
-/// The `kind` column of an outbound row.
-fn kind_text(kind: &sidekick_domain::OutboundKind) -> Result<String> {
-    Ok(serde_json::to_value(kind)?
-        .as_str()
-        .unwrap_or("reply")
-        .to_string())
-}
-
 /// Console and web replies have no carrier leg: sent is as far as they go, and the
 /// dashboard shows them delivered.
 fn sent_status(via: &sidekick_domain::SendVia) -> &'static str {
@@ -536,7 +580,7 @@ async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEv
             .bind(user)
             .bind(reply_id)
             .bind(channel.as_str())
-            .bind(kind_text(kind)?)
+            .bind(kind.as_str())
             .bind(body.as_str())
             .bind(queued_at)
             .execute(&mut **tx)

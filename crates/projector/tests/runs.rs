@@ -109,8 +109,9 @@ impl Sealer {
 
 /// Everything a timeline and a schedule can go through, for `user`: statuses out of
 /// order and repeated, a failure after an undelivered callback, web and console
-/// replies, a row created twice, clock skew, a check-in sent, tasks between texts.
-fn history(user: UserId, sealer: &Sealer, deleted: bool) -> History {
+/// replies, a row created twice, clock skew, a check-in sent, tasks between texts;
+/// `busy` more exchanges make the run's timeline rows many (a rebuild's folds).
+fn history(user: UserId, sealer: &Sealer, deleted: bool, busy: u64) -> History {
     use ConversationEvent as C;
     let mut h = History::new(user);
     let sealed = |text: &str| sealer.seal(text);
@@ -174,6 +175,32 @@ fn history(user: UserId, sealer: &Sealer, deleted: bool) -> History {
     h.conversation(t(16), status(id(2), DeliveryStatus::Sent, None, t(16)));
     // Queued again under the same id: the second insert does nothing.
     h.conversation(t(17), queued(id(2), OutboundKind::Reply, "again", t(17)));
+    for n in 0..busy {
+        let (message, reply, at) = (
+            id(100 + 2 * n as u128),
+            id(101 + 2 * n as u128),
+            t(30 + 5 * n as i64),
+        );
+        h.conversation(at, received(10 + n, message, Channel::Sms, at));
+        h.conversation(at, queued(reply, OutboundKind::Reply, "ok", at));
+        h.conversation(
+            at,
+            C::ReplySendStarted {
+                reply_id: reply,
+                at,
+            },
+        );
+        h.conversation(
+            at,
+            C::ReplySent {
+                reply_id: reply,
+                provider_sid: Some(format!("SM{n:032x}")),
+                via: SendVia::Twilio,
+                at,
+            },
+        );
+        h.conversation(at, status(reply, DeliveryStatus::Delivered, None, at));
+    }
     // A text stamped earlier than the one before it (clock skew).
     h.conversation(t(20), received(2, id(3), Channel::Web, t(5)));
     h.push(
@@ -340,12 +367,12 @@ async fn apply(
 /// from `from` on (overlapping the prefix when `from` is smaller: rows that exist
 /// already when the run creates them), one at a time to the first user and as one
 /// run to the second.
-async fn compare(deleted: bool, prefix: usize, from: usize) {
+async fn compare(deleted: bool, busy: u64, prefix: usize, from: usize) {
     let db = TestDb::new().await;
     let sealer = Sealer::new();
     let (one_by_one, folded) = (UserId::new(), UserId::new());
-    let a = history(one_by_one, &sealer, deleted);
-    let b = history(folded, &sealer, deleted);
+    let a = history(one_by_one, &sealer, deleted, busy);
+    let b = history(folded, &sealer, deleted, busy);
     let projections: [&dyn Projection; 2] = [&SyncProjection, &ScheduleProjection];
     for p in projections {
         apply(&db.pool, p, one_by_one, &a.events[..prefix], false).await;
@@ -373,7 +400,7 @@ async fn compare(deleted: bool, prefix: usize, from: usize) {
     {
         assert_eq!(
             a, e,
-            "{table}: a run differs from one at a time (deleted {deleted}, prefix {prefix}, from {from})"
+            "{table}: a run differs from one at a time (deleted {deleted}, busy {busy}, prefix {prefix}, from {from})"
         );
     }
     db.cleanup().await;
@@ -381,22 +408,26 @@ async fn compare(deleted: bool, prefix: usize, from: usize) {
 
 #[tokio::test]
 async fn a_whole_history_as_one_run_leaves_the_rows_one_at_a_time_leaves() {
-    compare(false, 0, 0).await;
+    compare(false, 0, 0, 0).await;
+    // Many rows: written by the plain insert.
+    compare(false, 20, 0, 0).await;
 }
 
 #[tokio::test]
 async fn a_run_that_meets_rows_already_written_applies_their_later_events_to_them() {
     // The first four events (registered, a text, a reply queued and sending) were
-    // applied already; the run starts again at the text.
-    compare(false, 4, 1).await;
+    // applied already; the run starts again at the text. With many rows, the plain
+    // insert meets them and the rows go in the checked way.
+    compare(false, 0, 4, 1).await;
+    compare(false, 20, 4, 1).await;
 }
 
 #[tokio::test]
 async fn a_deletion_in_the_middle_of_a_run_empties_what_came_before_it() {
-    compare(true, 0, 0).await;
+    compare(true, 20, 0, 0).await;
     let db = TestDb::new().await;
     let user = UserId::new();
-    let h = history(user, &Sealer::new(), true);
+    let h = history(user, &Sealer::new(), true, 20);
     apply(&db.pool, &SyncProjection, user, &h.events, true).await;
     let timeline = &rows(&db.pool, user).await[0];
     let ids: Vec<&str> = timeline
