@@ -45,12 +45,25 @@ impl SealedText {
     pub fn from_stored(s: impl Into<String>) -> Result<Self, SealError> {
         let s = s.into();
         let raw = s.strip_prefix(PREFIX).ok_or(SealError::Malformed)?;
-        let bytes = B64.decode(raw).map_err(|_| SealError::Malformed)?;
-        if bytes.len() < NONCE_LEN + 16 {
+        if !base64_of_at_least(raw, NONCE_LEN + 16) {
             return Err(SealError::Malformed);
         }
         Ok(Self(s))
     }
+}
+
+/// Whether `raw` is padded standard base64 of at least `min` bytes, checked without
+/// decoding it (every stored event's texts pass through here; opening decodes them
+/// strictly).
+fn base64_of_at_least(raw: &str, min: usize) -> bool {
+    let bytes = raw.as_bytes();
+    let padding = bytes.iter().rev().take_while(|&&c| c == b'=').count();
+    bytes.len() % 4 == 0
+        && padding <= 2
+        && bytes[..bytes.len() - padding]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+        && bytes.len() / 4 * 3 - padding >= min
 }
 
 impl fmt::Debug for SealedText {
@@ -260,6 +273,41 @@ mod tests {
         let tampered = SealedText(format!("v1.{}", B64.encode(raw)));
         assert_eq!(key.open(&tampered), Err(SealError::Open));
         assert!(SealedText::from_stored("plain text").is_err());
+    }
+
+    #[test]
+    fn stored_texts_are_checked_without_decoding_them() {
+        let key = DataKey::generate(UserId::new());
+        for text in ["", "a", "my locker code is 4411", &"long ".repeat(200)] {
+            let sealed = key.seal(text);
+            assert!(SealedText::from_stored(sealed.as_str()).is_ok(), "{text:?}");
+        }
+        let short = format!("v1.{}", B64.encode([7u8; NONCE_LEN + 15]));
+        let long_enough = format!("v1.{}", B64.encode([7u8; NONCE_LEN + 16]));
+        for (stored, accepted) in [
+            (long_enough.as_str(), true),
+            (short.as_str(), false),
+            ("v1.", false),
+            ("v2.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB", false),
+            ("v1.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB", true),
+            ("v1.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUF", false), // not a multiple of 4
+            ("v1.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ==", true),
+            ("v1.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQ===", false),
+            ("v1.QUFBQUFBQUFBQUFBQUFB QUFBQUFBQUFBQUFBQUFB", false),
+            ("v1.QUFBQUFBQUFBQUFBQUFB-UFBQUFBQUFBQUFBQUFB", false), // URL-safe alphabet
+            ("v1.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBé", false),
+        ] {
+            assert_eq!(
+                SealedText::from_stored(stored).is_ok(),
+                accepted,
+                "{stored:?}"
+            );
+            // Where the check accepts, strict decoding does too (bits set past the
+            // last byte are the one thing left to opening, which decodes strictly).
+            if accepted {
+                assert!(B64.decode(&stored[3..]).is_ok(), "{stored:?}");
+            }
+        }
     }
 
     #[test]

@@ -210,19 +210,35 @@ pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
         .boxed()
 }
 
-/// Every event, each user's together and in commit order, users one after another,
-/// decoded, streamed (a full rebuild: users are independent, and every aggregate is
-/// keyed by its user). Only finished transactions. The envelopes carry no payload:
-/// the decoded event is all there is to read.
+/// Every event in commit order, decoded, streamed. Only finished transactions. The
+/// envelopes carry no payload: the decoded event is all there is to read.
+pub fn all_decoded(pool: &PgPool) -> BoxStream<'_, Result<(EventEnvelope, DomainEventKind)>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| decoded_sql("events.txid, events.position"));
+    decoded_stream(pool, &SQL)
+}
+
+/// [`all_decoded`], but each user's events together (in commit order), users one
+/// after another: what a full rebuild reads (users are independent, and every
+/// aggregate is keyed by its user).
 pub fn all_by_user(pool: &PgPool) -> BoxStream<'_, Result<(EventEnvelope, DomainEventKind)>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM events
-              WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY events.aggregate_id, events.txid, events.position"
-        )
-    });
-    sqlx::query(SQL.as_str())
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| decoded_sql("events.aggregate_id, events.txid, events.position"));
+    decoded_stream(pool, &SQL)
+}
+
+fn decoded_sql(order: &str) -> String {
+    format!(
+        "SELECT {COLUMNS} FROM events
+          WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY {order}"
+    )
+}
+
+fn decoded_stream<'p>(
+    pool: &'p PgPool,
+    sql: &'static str,
+) -> BoxStream<'p, Result<(EventEnvelope, DomainEventKind)>> {
+    sqlx::query(sql)
         .fetch(pool)
         .map_err(StoreError::from)
         .and_then(|row| async move { decoded(&row) })
