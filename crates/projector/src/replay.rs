@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::{decode, Projection};
 
+/// Events a rebuild applies per transaction (per lane).
 const BATCH: usize = 4000;
 
 /// Waits (up to 10 s) until no committed event is hidden behind a transaction still
@@ -94,10 +95,10 @@ async fn apply_batch(
     // must not come back as rows.
     batch.retain(|(e, _)| !deleted.contains(&e.user_id));
     batch.sort_by_key(|(e, _)| e.user_id.as_uuid()); // stable: per-user order is kept
-    // A rebuild does not wait for each batch to reach the disk: a crash can lose the
-    // last few batches, each whole, rows and checkpoints together, which leaves an
-    // unfinished rebuild, as stopping it would (run it again; the live projector
-    // fills any aggregate it meets from the event store meanwhile).
+                                                     // A rebuild does not wait for each batch to reach the disk: a crash can lose the
+                                                     // last few batches, each whole, rows and checkpoints together, which leaves an
+                                                     // unfinished rebuild, as stopping it would (run it again; the live projector
+                                                     // fills any aggregate it meets from the event store meanwhile).
     let mut tx = pool
         .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
         .await?;
@@ -169,14 +170,28 @@ async fn save_checkpoints(tx: &mut UserTx, user: UserId, last: &[Checkpoint<'_>]
 /// each applying its batches on its own connection: one user's events always go to
 /// the same lane, in order, and different users' read-model rows never overlap, so
 /// the lanes need no coordination. A batch holds whole users (or a long history in
-/// pieces), so each projection gets long runs to fold. The lanes run concurrently on
-/// this task (their database round trips overlap), not in threads.
+/// pieces), so each projection gets long runs to fold. Reading and decoding run on a
+/// task of their own ([`read_ahead`]); the lanes run concurrently on this one (their
+/// database round trips overlap).
 pub async fn rebuild(
     pool: &PgPool,
     projections: &[&dyn Projection],
     user: Option<UserId>,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64> {
+    rebuild_in_batches(pool, projections, user, BATCH, progress).await
+}
+
+/// [`rebuild`] with batches of `batch` events (tests make them small, so that
+/// histories are split across batches).
+pub async fn rebuild_in_batches(
+    pool: &PgPool,
+    projections: &[&dyn Projection],
+    user: Option<UserId>,
+    batch: usize,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64> {
+    let batch = batch.max(1);
     for p in projections {
         reset(pool, *p, user).await?;
     }
@@ -191,7 +206,7 @@ pub async fn rebuild(
                 .collect::<Result<Vec<Decoded>>>()?;
             let total = all.len() as u64;
             let mut done = 0u64;
-            for chunk in all.chunks(BATCH) {
+            for chunk in all.chunks(batch) {
                 apply_batch(pool, projections, chunk.to_vec(), deleted).await?;
                 done += chunk.len() as u64;
                 progress(done, total);
@@ -227,9 +242,9 @@ pub async fn rebuild(
                         let lane = lane_of(e.user_id);
                         pending[lane].push((e, d));
                         dealt += 1;
-                        if pending[lane].len() == BATCH {
+                        if pending[lane].len() == batch {
                             let full =
-                                std::mem::replace(&mut pending[lane], Vec::with_capacity(BATCH));
+                                std::mem::replace(&mut pending[lane], Vec::with_capacity(batch));
                             if senders[lane].send(full).await.is_err() {
                                 break 'read; // the lane failed; its error is reported below
                             }
