@@ -58,7 +58,7 @@ impl SealedText {
 fn base64_of_at_least(raw: &str, min: usize) -> bool {
     let bytes = raw.as_bytes();
     let padding = bytes.iter().rev().take_while(|&&c| c == b'=').count();
-    bytes.len() % 4 == 0
+    bytes.len().is_multiple_of(4)
         && padding <= 2
         && bytes[..bytes.len() - padding]
             .iter()

@@ -387,29 +387,27 @@ async fn planner(tx: &mut UserTx, user: UserId, event: &PlannerEvent) -> Result<
 }
 
 async fn conversation(tx: &mut UserTx, user: UserId, event: &ConversationEvent) -> Result<()> {
-    match event {
-        ConversationEvent::ReplyQueued {
-            reply_id,
-            kind: kind @ (OutboundKind::Reminder | OutboundKind::Nudge),
-            queued_at,
-            ..
-        } => {
-            sqlx::query(
-                "UPDATE schedule_items
-                    SET status = 'done', done_at = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
-                  WHERE id = $1 AND user_id = $2 AND status IN ('pending', 'skipped', 'failed')",
-            )
-            .bind(reply_id)
-            .bind(user.as_uuid())
-            .bind(queued_at)
-            .execute(&mut **tx)
-            .await?;
-            if *kind == OutboundKind::Nudge {
-                let anchor = upsert_user(tx, user, "last_nudge_at", *queued_at).await?;
-                follow_activity(tx, user, anchor).await?;
-            }
+    if let ConversationEvent::ReplyQueued {
+        reply_id,
+        kind: kind @ (OutboundKind::Reminder | OutboundKind::Nudge),
+        queued_at,
+        ..
+    } = event
+    {
+        sqlx::query(
+            "UPDATE schedule_items
+                SET status = 'done', done_at = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
+              WHERE id = $1 AND user_id = $2 AND status IN ('pending', 'skipped', 'failed')",
+        )
+        .bind(reply_id)
+        .bind(user.as_uuid())
+        .bind(queued_at)
+        .execute(&mut **tx)
+        .await?;
+        if *kind == OutboundKind::Nudge {
+            let anchor = upsert_user(tx, user, "last_nudge_at", *queued_at).await?;
+            follow_activity(tx, user, anchor).await?;
         }
-        _ => {}
     }
     Ok(())
 }

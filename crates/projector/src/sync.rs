@@ -271,7 +271,7 @@ impl<'a> Fold<'a> {
         let mut written = None;
         if rows.len() >= PLAIN_INSERT_FROM {
             let mut savepoint = tx.begin().await?;
-            match insert_rows(&mut *savepoint, &INSERT_PLAIN, user, &rows).await {
+            match insert_rows(&mut savepoint, &INSERT_PLAIN, user, &rows).await {
                 Ok(ids) => {
                     savepoint.commit().await?;
                     written = Some(ids);
@@ -284,7 +284,7 @@ impl<'a> Fold<'a> {
         }
         let written = match written {
             Some(ids) => ids,
-            None => insert_rows(&mut **tx, &INSERT_CHECKED, user, &rows).await?,
+            None => insert_rows(tx, &INSERT_CHECKED, user, &rows).await?,
         };
         if written.len() == rows.len() {
             return Ok(());
@@ -336,11 +336,7 @@ async fn insert_rows(
         .bind(rows.iter().map(|r| r.number).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.provider_sid.as_deref())
-                .collect::<Vec<_>>(),
-        )
+        .bind(rows.iter().map(|r| r.provider_sid).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
         .fetch_all(conn)
