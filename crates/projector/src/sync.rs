@@ -532,56 +532,15 @@ fn carrier_error(code: Option<i64>) -> Option<String> {
     code.map(|c| format!("carrier error {c}"))
 }
 
-/// Applies one conversation event to the timeline on its own.
+/// Applies one conversation event to an existing timeline row on its own. Rows are
+/// created only by a [`Fold`] (which every creating event goes into), so creating
+/// events do nothing here: applied again to a row that exists, they would not
+/// change it either.
 async fn conversation(tx: &mut UserTx, e: &EventEnvelope, event: &ConversationEvent) -> Result<()> {
     use ConversationEvent as C;
     let user = e.user_id.as_uuid();
     match event {
-        C::MessageReceived {
-            message_id,
-            number,
-            channel,
-            provider_sid,
-            body,
-            received_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO sync_messages (user_id, id, direction, channel, body_sealed, number, at, status, provider_sid, updated_at)
-                 VALUES ($1, $2, 'in', $3, $4, $5, $6, 'received', $7, $6)
-                 ON CONFLICT (user_id, id) DO NOTHING",
-            )
-            .bind(user)
-            .bind(message_id)
-            .bind(channel.as_str())
-            .bind(body.as_str())
-            .bind(*number as i64)
-            .bind(received_at)
-            .bind(provider_sid.as_ref().map(|s| s.as_str()))
-            .execute(&mut **tx)
-            .await?;
-        }
-        C::ReplyQueued {
-            reply_id,
-            channel,
-            body,
-            kind,
-            queued_at,
-            ..
-        } => {
-            sqlx::query(
-                "INSERT INTO sync_messages (user_id, id, direction, channel, kind, body_sealed, at, status, updated_at)
-                 VALUES ($1, $2, 'out', $3, $4, $5, $6, 'queued', $6)
-                 ON CONFLICT (user_id, id) DO NOTHING",
-            )
-            .bind(user)
-            .bind(reply_id)
-            .bind(channel.as_str())
-            .bind(kind.as_str())
-            .bind(body.as_str())
-            .bind(queued_at)
-            .execute(&mut **tx)
-            .await?;
-        }
+        C::MessageReceived { .. } | C::ReplyQueued { .. } => {}
         C::ReplySendStarted { reply_id, .. } => {
             set_status(tx, e, *reply_id, "sending", None).await?;
         }
