@@ -179,6 +179,15 @@ async fn tasks_steps_reminders_and_memories_by_text() {
     assert!(out.contains("replayed"), "{out}");
     assert_eq!(table(&app, tasks_sql).await, tasks_before);
     assert_eq!(table(&app, memory_sql).await, memory_before);
+    // The setting survives the rebuild (it reads decoded events, not raw payloads).
+    assert_eq!(
+        table(
+            &app,
+            &format!("SELECT nudges_enabled FROM schedule_users WHERE user_id = '{gina}'"),
+        )
+        .await,
+        serde_json::json!([{"nudges_enabled": false}])
+    );
     app.stop().await;
 }
 

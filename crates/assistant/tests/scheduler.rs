@@ -1046,9 +1046,8 @@ async fn no_check_in_with_nudges_off_during_a_safety_pause_or_without_tasks_due_
     .await;
     w.task(free, "someday: learn piano", None, None, at("09:00"))
         .await;
-    // "nudges off": the Account has no such setting yet (see the report); the
-    // projection keeps it in schedule_users.nudges_enabled, set here directly as
-    // its NudgesSet event will.
+    // "nudges off": the projection keeps it in schedule_users.nudges_enabled, set
+    // here directly (the NudgesSet event's way there is tests/planning_e2e.rs).
     w.project().await;
     sqlx::query("UPDATE schedule_users SET nudges_enabled = false WHERE user_id = $1")
         .bind(off.as_uuid())
