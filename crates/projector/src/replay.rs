@@ -1,8 +1,8 @@
 //! Rebuilding read models from the event store.
 //!
-//! A full replay empties the projection's tables and checkpoints, then applies every
-//! event in commit order through the same code as the live projector, in batched
-//! transactions. The result equals the live read model (tests compare them). Run it
+//! A full replay empties the projection's tables and checkpoints, then applies each
+//! user's events in commit order through the same code as the live projector, in
+//! batched transactions. The result equals the live read model (tests compare them). Run it
 //! with the projector role stopped, or accept that live events arriving meanwhile are
 //! applied by whichever comes first (checkpoints make the other a no-op).
 
@@ -94,11 +94,12 @@ async fn apply_batch(
     // Deleted accounts stay empty: their events remain in the log, unreadable, and
     // must not come back as rows.
     batch.retain(|(e, _)| !deleted.contains(&e.user_id));
-    batch.sort_by_key(|(e, _)| e.user_id.as_uuid()); // stable: per-user order is kept
-                                                     // A rebuild does not wait for each batch to reach the disk: a crash can lose the
-                                                     // last few batches, each whole, rows and checkpoints together, which leaves an
-                                                     // unfinished rebuild, as stopping it would (run it again; the live projector
-                                                     // fills any aggregate it meets from the event store meanwhile).
+    // Stable: each user's events keep their order.
+    batch.sort_by_key(|(e, _)| e.user_id.as_uuid());
+    // A rebuild does not wait for each batch to reach the disk: a crash can lose the
+    // last few batches, each whole, rows and checkpoints together, which leaves an
+    // unfinished rebuild, as stopping it would (run it again; the live projector
+    // fills any aggregate it meets from the event store meanwhile).
     let mut tx = pool
         .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
         .await?;
