@@ -194,15 +194,10 @@ pub async fn for_user(
     rows.iter().map(|r| envelope(r).map(|(e, _)| e)).collect()
 }
 
-/// Every event in commit order, streamed (replay). Only finished transactions.
+/// Every event in commit order, with its payload, streamed. Only finished
+/// transactions.
 pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM events
-              WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY events.txid, events.position"
-        )
-    });
+    static SQL: LazyLock<String> = LazyLock::new(|| finished_sql("events.txid, events.position"));
     sqlx::query(SQL.as_str())
         .fetch(pool)
         .map_err(StoreError::from)
@@ -213,7 +208,7 @@ pub fn all(pool: &PgPool) -> BoxStream<'_, Result<EventEnvelope>> {
 /// Every event in commit order, decoded, streamed. Only finished transactions. The
 /// envelopes carry no payload: the decoded event is all there is to read.
 pub fn all_decoded(pool: &PgPool) -> BoxStream<'_, Result<(EventEnvelope, DomainEventKind)>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| decoded_sql("events.txid, events.position"));
+    static SQL: LazyLock<String> = LazyLock::new(|| finished_sql("events.txid, events.position"));
     decoded_stream(pool, &SQL)
 }
 
@@ -222,11 +217,12 @@ pub fn all_decoded(pool: &PgPool) -> BoxStream<'_, Result<(EventEnvelope, Domain
 /// aggregate is keyed by its user).
 pub fn all_by_user(pool: &PgPool) -> BoxStream<'_, Result<(EventEnvelope, DomainEventKind)>> {
     static SQL: LazyLock<String> =
-        LazyLock::new(|| decoded_sql("events.aggregate_id, events.txid, events.position"));
+        LazyLock::new(|| finished_sql("events.aggregate_id, events.txid, events.position"));
     decoded_stream(pool, &SQL)
 }
 
-fn decoded_sql(order: &str) -> String {
+/// Every event of a finished transaction, in `order`.
+fn finished_sql(order: &str) -> String {
     format!(
         "SELECT {COLUMNS} FROM events
           WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
