@@ -28,9 +28,11 @@ impl Default for PoolSettings {
 
 /// Connects to `url`, creating its database first if it does not exist.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Unavailable(format!("bad DATABASE_URL: {e}")))?
-        .log_statements(tracing::log::LevelFilter::Trace);
+    let options = with_generic_plans(
+        PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad DATABASE_URL: {e}")))?
+            .log_statements(tracing::log::LevelFilter::Trace),
+    );
     create_database_if_missing(&options).await?;
     // No ping before handing out a pooled connection: it is one more round trip per
     // use (sqlx already checks a connection when it comes back). A connection that
@@ -43,6 +45,26 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool> {
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// Every statement is prepared once per connection (sqlx caches them); this makes
+/// PostgreSQL plan it once too. Left to itself, PostgreSQL plans a prepared statement
+/// afresh on each execution whenever its generic plan *looks* dearer than the
+/// custom ones, which for most of ours (`= ANY($1)` over a short array, row-level
+/// security, upserts) it does forever: `sidekick bench` at 100 msg/s spent 4.0 s of
+/// PostgreSQL's 19.3 s of statement time planning, 1.3 s with generic plans, and the
+/// statements ran no slower (BENCHMARKS.md, session 7). Our queries are all keyed
+/// lookups and short ranges, whose best plan does not depend on the values. A
+/// `plan_cache_mode` in the URL's `options` wins.
+fn with_generic_plans(options: PgConnectOptions) -> PgConnectOptions {
+    let chosen = options
+        .get_options()
+        .is_some_and(|o| o.contains("plan_cache_mode"));
+    if chosen {
+        options
+    } else {
+        options.options([("plan_cache_mode", "force_generic_plan")])
+    }
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {

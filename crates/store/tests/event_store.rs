@@ -501,3 +501,26 @@ async fn registration_is_idempotent_and_race_free() {
     assert_eq!(registered, 1);
     db.cleanup().await;
 }
+
+/// Connections plan each prepared statement once (generic plans), unless the URL
+/// chooses otherwise.
+#[tokio::test]
+async fn connections_plan_statements_once_unless_the_url_says_otherwise() {
+    use sidekick_store::db::{self, PoolSettings};
+    let db = TestDb::new().await;
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_generic_plan");
+
+    let url = format!("{}?options=-c%20plan_cache_mode%3Dauto", db.url);
+    let chosen = db::connect(&url, &PoolSettings::default()).await.unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&chosen)
+        .await
+        .unwrap();
+    assert_eq!(mode, "auto");
+    chosen.close().await;
+    db.cleanup().await;
+}
