@@ -50,11 +50,13 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool> {
 /// Every statement is prepared once per connection (sqlx caches them); this makes
 /// PostgreSQL plan it once too. Left to itself, PostgreSQL plans a prepared statement
 /// afresh on each execution whenever its generic plan *looks* dearer than the
-/// custom ones, which for most of ours (`= ANY($1)` over a short array, row-level
-/// security, upserts) it does forever: `sidekick bench` at 100 msg/s spent 4.0 s of
-/// PostgreSQL's 19.3 s of statement time planning, 1.3 s with generic plans, and the
-/// statements ran no slower (BENCHMARKS.md, session 7). Our queries are all keyed
-/// lookups and short ranges, whose best plan does not depend on the values. A
+/// custom ones, which for many of ours (the projector's checkpoint statement with
+/// `= ANY($1)` over a short array, the aggregate tail read, memory search) it did on
+/// every execution: `sidekick bench` at 100 msg/s spent 4.0 s of PostgreSQL's 19.3 s
+/// of statement time planning, 0.9–1.3 s with generic plans, and the statements ran
+/// no slower (BENCHMARKS.md, session 7). Our queries are keyed lookups and short
+/// ranges, mostly within one user, whose best plan does not depend on the values;
+/// partial indexes are matched by literals, never by parameters. A
 /// `plan_cache_mode` in the URL's `options` wins.
 fn with_generic_plans(options: PgConnectOptions) -> PgConnectOptions {
     let chosen = options
