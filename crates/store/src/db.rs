@@ -56,8 +56,11 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool> {
 /// of statement time planning, 0.9–1.3 s with generic plans, and the statements ran
 /// no slower (BENCHMARKS.md, session 7). Our queries are keyed lookups and short
 /// ranges, mostly within one user, whose best plan does not depend on the values;
-/// partial indexes are matched by literals, never by parameters. A
-/// `plan_cache_mode` in the URL's `options` wins.
+/// partial indexes are matched by literals, never by parameters. The one trade: a
+/// list page's optional cursor (`$3 IS NULL OR (created_at, id) > ($3, $4)`) is a
+/// filter in a generic plan rather than an index bound, so a deep page walks the
+/// user's earlier rows in index order (thousands at most). A `plan_cache_mode` in
+/// the URL's `options` wins.
 fn with_generic_plans(options: PgConnectOptions) -> PgConnectOptions {
     let chosen = options
         .get_options()
