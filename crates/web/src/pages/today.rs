@@ -138,15 +138,16 @@ pub(crate) async fn page(State(state): State<AppState>, Viewer(user, csrf): View
     ))
 }
 
-/// Plan my day asks the same engine as the text "plan my day"; the plan and the
-/// answer arrive live.
+/// Plan my day asks the same engine as the text "plan my day"; the plan arrives
+/// live here and the answer in the conversation. The note promises no plan: late in
+/// the day or in quiet hours there is none to make, and the answer says so.
 fn plan_button(planned: bool) -> Markup {
     let body = json!({ "body": "plan my day" }).to_string();
     html! {
         button.(if planned { "" } else { "primary" }) type="button"
             data-focus-key="plan-day"
             data-method="POST" data-url="/api/messages" data-body=(body)
-            data-done="Planning your day. It shows here in a moment." {
+            data-done="On it. A plan shows here, and the answer in Chat." {
             @if planned { "Plan again" } @else { "Plan my day" }
         }
     }
